@@ -1,0 +1,96 @@
+# Build, test, demo and bench for the sessions-vs-JWT cluster project.
+# `make` builds every program into bin/; `make SANITIZER=address test` builds and tests an
+# ASan+UBSan build in build/address/ without touching bin/.
+
+PKG_CONFIG ?= pkg-config
+PKGS    := libevent libevent_openssl libevent_pthreads openssl hiredis jansson
+PROGS   := session_server jwt_server balancer loadgen authctl
+PYTHON  ?= /usr/bin/python3
+
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wno-unused-parameter
+CPPFLAGS += -D_GNU_SOURCE -Icommon $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(SANITIZER),address)
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else ifneq ($(SANITIZER),)
+  SANFLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+ifneq ($(SANITIZER),)
+  BUILD ?= build/$(SANITIZER)
+  BIN   ?= $(BUILD)/bin
+else
+  BUILD ?= build/release
+  BIN   ?= bin
+endif
+
+ifneq ($(V),1)
+  Q := @
+  say = @printf '  %-6s %s\n' $(1) $(2)
+else
+  say = @:
+endif
+
+ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+COMMON_OBJ := $(call obj,$(wildcard common/*.c))
+# Every program folder holds main.c plus modules; the modules also go into an archive that
+# the unit tests link against.
+define prog_rules
+$(1)_OBJ := $$(call obj,$$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c)))
+$(BUILD)/lib$(1).a: $(BUILD)/empty.o $$($(1)_OBJ)
+	$$(call say,AR,$$@)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+$(BIN)/$(1): $(BUILD)/$(1)/main.o $$($(1)_OBJ) $(BUILD)/libcommon.a
+	$$(call say,LD,$$@)
+	$(Q)mkdir -p $$(@D) && $$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps build test unit integration demo bench clean fuzz hardening test-web
+all: deps build
+build: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BIN)
+
+deps:
+	$(Q)scripts/deps.sh test
+
+$(BUILD)/empty.o:
+	$(Q)mkdir -p $(@D) && echo 'extern int empty_unit_; int empty_unit_;' | $(CC) -x c -c -o $@ -
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+# tests/unit/test_<program>*.c also links that program's modules; the others only common/.
+define unit_rules
+$(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(foreach p,$(PROGS),$(if $(filter test_$(p)%,$(1)),$(BUILD)/lib$(p).a)) $(BUILD)/libcommon.a
+	$$(call say,LD,$$@)
+	$(Q)mkdir -p $$(@D) && $$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(basename $(notdir $(UNIT_SRC))),$(eval $(call unit_rules,$(t))))
+
+# One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests.
+test: deps build
+	$(Q)AUTH_BIN=$(abspath $(BIN)) AUTH_UNIT=$(abspath $(BUILD)/tests) SANITIZER=$(SANITIZER) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+demo: deps build
+	$(Q)scripts/demo.sh $(DEMO_ARGS)
+
+bench: deps build
+	$(Q)scripts/deps.sh bench && scripts/bench.sh $(BENCH_ARGS)
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

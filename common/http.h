@@ -1,0 +1,168 @@
+/*
+ * The HTTP server scaffolding both login servers share, on libevent's evhttp: listeners (one
+ * event_base and evhttp per thread, SO_REUSEPORT), limits and timeouts, routing with allowed
+ * methods, JSON replies with the contract's error body, X-Served-By, Cache-Control: no-store on
+ * authentication routes, request ids, one access-log line per request, GET /healthz, GET /metrics,
+ * the shared POST /login front half (body parsing, password check on worker threads) and a
+ * graceful stop on SIGTERM/SIGINT.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "users.h"
+
+#define HTTP_MAX_BODY		8192	/* login bodies are tiny */
+#define HTTP_MAX_HEADERS	16384
+
+struct http_server;
+struct http_req;
+
+/* One per thread: its own event loop and evhttp. */
+struct http_thread {
+	struct event_base	*base;
+	struct http_server	*srv;
+	int			 index;		/* 0 .. threads-1 */
+	void			*data;		/* the application's per-thread state */
+	struct evhttp		*th_http;
+	struct evconnlistener	*th_lev;
+	int			 th_inflight;	/* requests not yet answered */
+	struct event		*th_stopev;
+	int			 th_error;
+};
+
+typedef void (*http_handler_fn)(struct http_req *);
+
+struct http_route {
+	const char	*path;		/* exact match */
+	unsigned	 methods;	/* EVHTTP_REQ_GET | EVHTTP_REQ_POST ... */
+	http_handler_fn	 fn;
+	int		 no_store;	/* an authentication response: Cache-Control: no-store */
+};
+
+/* What the application plugs into the scaffolding. */
+struct http_app {
+	const struct http_route	*routes;	/* ends with a zeroed entry */
+	/* Called on each thread, on its loop's thread, before it serves; -1 stops start-up. */
+	int	(*thread_init)(struct http_thread *);
+	/* Called on each thread after its loop ended; frees what thread_init made. */
+	void	(*thread_fini)(struct http_thread *);
+	/* Fills GET /healthz: returns 200 or 503 and may add members to body (borrowed). */
+	int	(*health)(struct http_thread *, json_t *body);
+	/* Appends application metrics (Prometheus text) to GET /metrics. */
+	void	(*metrics)(struct http_thread *, struct evbuffer *out);
+	void	*data;				/* the application's global state */
+};
+
+/* Settings common to both servers, filled from the flags by http_config_opt(). */
+struct http_config {
+	char		 host[256];
+	unsigned short	 port;
+	int		 have_listen;
+	const char	*id;		/* instance name for X-Served-By */
+	const char	*users_path;
+	int		 threads;	/* event-loop threads */
+	int		 workers;	/* password-hashing threads */
+	int		 timeout_s;	/* per-connection read/write timeout */
+	int		 quiet;		/* no access log */
+	int		 debug;
+	char		 trusted[8][64];/* proxies whose X-Forwarded-* we believe */
+	int		 ntrusted;
+};
+
+/* The flags that http_config_opt() understands, for the program's option table. */
+enum {
+	HTTP_OPT_LISTEN = 1000, HTTP_OPT_ID, HTTP_OPT_USERS, HTTP_OPT_THREADS, HTTP_OPT_WORKERS,
+	HTTP_OPT_TIMEOUT, HTTP_OPT_TRUST, HTTP_OPT_QUIET, HTTP_OPT_DEBUG
+};
+#define HTTP_LONGOPTS \
+	{ "listen", required_argument, NULL, HTTP_OPT_LISTEN }, \
+	{ "id", required_argument, NULL, HTTP_OPT_ID }, \
+	{ "users", required_argument, NULL, HTTP_OPT_USERS }, \
+	{ "threads", required_argument, NULL, HTTP_OPT_THREADS }, \
+	{ "workers", required_argument, NULL, HTTP_OPT_WORKERS }, \
+	{ "timeout", required_argument, NULL, HTTP_OPT_TIMEOUT }, \
+	{ "trust-proxy", required_argument, NULL, HTTP_OPT_TRUST }, \
+	{ "quiet", no_argument, NULL, HTTP_OPT_QUIET }, \
+	{ "debug", no_argument, NULL, HTTP_OPT_DEBUG }
+/* Usage lines for those flags. */
+extern const char http_usage[];
+
+/* Sets the defaults (threads 1, workers 2, timeout 10 s, trusted proxies 127.0.0.1 and ::1). */
+void http_config_init(struct http_config *cfg);
+/* Applies one of the HTTP_OPT_* flags. Returns 1 if opt was one of them, 0 otherwise; exits 2 on
+ * a bad value. */
+int http_config_opt(struct http_config *cfg, int opt, const char *arg);
+/* Checks that --listen, --id and --users were given (exits 2 otherwise). */
+void http_config_check(const struct http_config *cfg);
+
+/*
+ * Loads the users, starts the worker pool and the threads, and serves until SIGTERM or SIGINT:
+ * then stops accepting, waits up to 5 s for requests in flight, calls thread_fini and returns 0.
+ * Returns 1 on a start-up failure (logged).
+ */
+int http_serve(const struct http_config *cfg, const struct http_app *app);
+
+/* The server's users (read-only once serving; safe from any thread). */
+const struct users *http_users(struct http_server *srv);
+const struct http_config *http_cfg(struct http_server *srv);
+const struct http_app *http_application(struct http_server *srv);
+
+/* ---- Per request ---- */
+
+struct http_req {
+	struct evhttp_request	*req;
+	struct http_thread	*thr;
+	const struct http_route	*route;
+	char			 id[64];	/* X-Request-Id: kept when sane, made otherwise */
+	char			 peer[64];	/* client address (X-Forwarded-For from a trusted proxy) */
+	int			 secure;	/* came over HTTPS (X-Forwarded-Proto from a trusted proxy) */
+	struct timespec		 start;
+	void			*data;		/* the handler's own state while it waits */
+	const char		*rq_authfail;	/* reason counted in the metrics, if any */
+	int			 rq_status;
+};
+
+/* A request header, or NULL. The pointer is valid until the reply. */
+const char *http_header(struct http_req *r, const char *name);
+/* Adds a response header (copied). */
+void http_add_header(struct http_req *r, const char *name, const char *value);
+/* The request body (not NUL-terminated; may contain NUL), or NULL with *len 0 when empty. */
+const char *http_body(struct http_req *r, size_t *len);
+/* EVHTTP_REQ_GET etc. */
+unsigned http_method(struct http_req *r);
+
+/*
+ * Replies and ends the request: r is freed and must not be used after any http_reply_*.
+ * A handler may return without replying (work in flight) and reply later from the same thread's
+ * loop; if the client went away meanwhile, the reply is dropped quietly.
+ */
+/* Sends body (reference stolen; NULL for no body) as application/json. */
+void http_reply_json(struct http_req *r, int status, json_t *body);
+/* Sends {"error": code, "message": message}. */
+void http_reply_error(struct http_req *r, int status, const char *code, const char *message);
+
+/* Counts an authentication failure by reason (a static string) in the metrics. */
+void http_auth_failure(struct http_req *r, const char *reason);
+
+/*
+ * Runs work(arg) on a password worker thread, then done(arg) on r's loop thread. Returns 0, or -1
+ * when the queue is full (the caller replies 503).
+ */
+int http_offload(struct http_req *r, void (*work)(void *), void (*done)(void *), void *arg);
+
+/*
+ * The common part of POST /login: reads the credentials (JSON or form body), checks the password
+ * off the event loop, and itself replies 400, 401 invalid_credentials, 413 or 503. On success calls
+ * ok(r, user) on r's loop; ok must reply. user is valid while the server runs.
+ */
+void http_login(struct http_req *r, void (*ok)(struct http_req *, const struct user *));
+
+#endif

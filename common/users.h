@@ -1,0 +1,30 @@
+/* The users file of the contract: loading, look-up and password verification. */
+#ifndef USERS_H
+#define USERS_H
+
+#include <stddef.h>
+
+struct user {
+	char	*username;
+	char	*name;
+	char	*email;
+	char	*role;
+	char	*password_hash;
+};
+
+struct users;
+
+/* Loads and validates path. Returns a new set (free with users_free), or NULL with a message
+ * naming the file and the offending entry written into err. */
+struct users *users_load(const char *path, char *err, size_t errlen);
+void users_free(struct users *);
+size_t users_count(const struct users *);
+/* The user called username, or NULL. Owned by the set. */
+const struct user *users_find(const struct users *, const char *username);
+/* Returns the user when password matches, NULL otherwise. An unknown user costs one scrypt of
+ * the same cost as the file's hashes, so timing does not reveal which names exist. Slow: call it
+ * on a worker thread. Safe from several threads at once. */
+const struct user *users_authenticate(const struct users *, const char *username,
+    const char *password);
+
+#endif

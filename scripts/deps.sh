@@ -1,0 +1,33 @@
+#!/bin/sh
+# Checks that the Debian packages a make target needs are installed; installs the missing ones
+# with apt-get when run as root, otherwise prints the one command to run and fails.
+# Usage: scripts/deps.sh test|bench|web
+set -eu
+base="gcc make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
+openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
+case "${1:-test}" in
+test) want="$base" ;;
+bench) want="$base wrk gnuplot-nox" ;;
+web) want="$base chromium nodejs npm" ;;
+*) echo "deps.sh: unknown target '$1' (test, bench or web)" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing Debian packages:$missing" >&2
+	echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing missing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# nginx and redis must not start as system services: the project runs its own on free ports.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.deps && chmod +x /usr/sbin/policy-rc.d.deps
+[ -e /usr/sbin/policy-rc.d ] || { cp /usr/sbin/policy-rc.d.deps /usr/sbin/policy-rc.d; cleanup=1; }
+rm -f /usr/sbin/policy-rc.d.deps
+apt-get install -y -qq --no-install-recommends $missing
+[ "${cleanup:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d
+exit 0
