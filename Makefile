@@ -14,6 +14,9 @@ LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 ifeq ($(SANITIZER),address)
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else ifeq ($(SANITIZER),fuzzer)
+  CC := clang
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 else ifneq ($(SANITIZER),)
   SANFLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
@@ -53,7 +56,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps build test unit integration demo bench clean fuzz hardening test-web
+.PHONY: all deps build test demo bench clean fuzz fuzz-build hardening test-web
 all: deps build
 build: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BIN)
 
@@ -78,6 +81,24 @@ $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(foreach p,$(PROGS),$(if $(filt
 	$(Q)mkdir -p $$(@D) && $$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach t,$(basename $(notdir $(UNIT_SRC))),$(eval $(call unit_rules,$(t))))
+
+# libFuzzer harnesses tests/fuzz/fuzz_<name>.c, built with clang (make SANITIZER=fuzzer ...);
+# like the unit tests, fuzz_<program>* also links that program's modules.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+define fuzz_rules
+$(BUILD)/fuzz/$(1): $(BUILD)/tests/fuzz/$(1).o $(foreach p,$(PROGS),$(if $(filter fuzz_$(p)%,$(1)),$(BUILD)/lib$(p).a)) $(BUILD)/libcommon.a
+	$$(call say,LD,$$@)
+	$(Q)mkdir -p $$(@D) && $$(CC) $$(ALL_LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(basename $(notdir $(FUZZ_SRC))),$(eval $(call fuzz_rules,$(t))))
+fuzz-build: $(FUZZ_BIN)
+
+# Runs every harness for FUZZ_SECONDS on a copy of its seed corpus (tests/fuzz/corpus/<name>).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory SANITIZER=fuzzer fuzz-build
+	$(Q)scripts/fuzz.sh build/fuzzer/fuzz $(FUZZ_SECONDS)
 
 # One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests.
 test: deps build

@@ -49,7 +49,7 @@ cli_next(int argc, char *argv[], const struct option *opts)
 		ready = 1;
 		opterr = 0;
 	}
-	c = getopt_long(argc, argv, "+", all, NULL);
+	c = getopt_long(argc, argv, "+:", all, NULL);
 	switch (c) {
 	case 'h':
 		fputs(cli_usage, stdout);
@@ -60,8 +60,6 @@ cli_next(int argc, char *argv[], const struct option *opts)
 	case ':':
 		cli_bad("option %s needs a value", argv[optind - 1]);
 	case '?':
-		if (optopt != 0)
-			cli_bad("unknown option -%c", optopt);
 		cli_bad("unknown option %s", argv[optind - 1]);
 	default:
 		return c;

@@ -10,6 +10,7 @@
 #define HTTP_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -34,8 +35,10 @@ struct http_thread {
 	struct evhttp		*th_http;
 	struct evconnlistener	*th_lev;
 	int			 th_inflight;	/* requests not yet answered */
+	struct evhttp_bound_socket *th_bound;
 	struct event		*th_stopev;
-	int			 th_error;
+	time_t			 th_deadline;	/* when a graceful stop gives up waiting */
+	pthread_t		 th_tid;
 };
 
 typedef void (*http_handler_fn)(struct http_req *);
@@ -50,7 +53,7 @@ struct http_route {
 /* What the application plugs into the scaffolding. */
 struct http_app {
 	const struct http_route	*routes;	/* ends with a zeroed entry */
-	/* Called on each thread, on its loop's thread, before it serves; -1 stops start-up. */
+	/* Called for each thread before its loop starts; -1 stops start-up. */
 	int	(*thread_init)(struct http_thread *);
 	/* Called on each thread after its loop ended; frees what thread_init made. */
 	void	(*thread_fini)(struct http_thread *);

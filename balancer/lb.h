@@ -1,0 +1,202 @@
+/*
+ * The balancer's private header: configuration, the HTTP/1.1 head parser (parse.c), backends
+ * with health and choice (backend.c), the proxy's per-thread workers (proxy.c), TLS set-up
+ * (tls.c) and the admin listener (admin.c).
+ */
+#ifndef LB_H
+#define LB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#define LB_MAX_BACKENDS		64	/* the retry mask is one uint64_t */
+#define LB_MAX_HEADERS		100	/* header fields per head; more is 431 */
+#define LB_REQ_HEAD_MAX		8192	/* request line + headers; more is 431 */
+#define LB_RESP_HEAD_MAX	16384	/* a bigger response head from a backend is a 502 */
+#define LB_CHUNK_LINE_MAX	256	/* chunk-size line with extensions, one trailer line */
+#define LB_TRAILERS_MAX		4096
+#define LB_REQID_MAX		64
+
+/* ---- Configuration (main.c) ---- */
+
+struct lb_config {
+	const char	*listen;
+	const char	*tls_listen;
+	const char	*cert;
+	const char	*key;
+	const char	*admin;
+	int		 sticky;
+	int		 threads;
+	int		 quiet;
+	int		 health_ms;	/* active check period */
+	int		 connect_ms;	/* connect to a backend */
+	int		 backend_ms;	/* backend silent while we wait for its response: 504 */
+	int		 header_ms;	/* whole request head must arrive within this */
+	int		 idle_ms;	/* keep-alive client idle, or silent mid-body */
+	int		 grace_ms;	/* bounded wait for in-flight requests on SIGTERM */
+	uint64_t	 max_body;	/* request body limit: 413 */
+};
+extern struct lb_config lb_conf;
+
+/* ---- HTTP/1.1 parsing (parse.c) ---- */
+
+enum parse_result { PARSE_ERROR = -1, PARSE_OK = 0, PARSE_MORE = 1 };
+
+enum parse_framing { FRAME_NONE, FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE };
+
+/* What the proxy does with a header field when it forwards the head. */
+enum parse_kind {
+	HDR_OTHER, HDR_HOP, HDR_CL, HDR_TE, HDR_HOST, HDR_COOKIE, HDR_XFF, HDR_XFP, HDR_XRID
+};
+
+struct parse_hdr {
+	const char	*name;
+	size_t		 namelen;
+	const char	*value;		/* without surrounding whitespace */
+	size_t		 valuelen;
+	enum parse_kind	 kind;
+};
+
+/* A parsed head. Pointers point into the caller's buffer and live as long as it does. */
+struct parse_head {
+	const char	*method;	/* request */
+	size_t		 methodlen;
+	const char	*target;
+	size_t		 targetlen;
+	int		 status;	/* response */
+	const char	*reason;
+	size_t		 reasonlen;
+	int		 minor;		/* HTTP/1.<minor> */
+	struct parse_hdr hdrs[LB_MAX_HEADERS];
+	size_t		 nhdrs;
+	size_t		 headlen;	/* bytes up to and including the empty line */
+	enum parse_framing framing;
+	uint64_t	 length;	/* Content-Length, when framing is FRAME_LENGTH */
+	int		 conn_close;	/* Connection: close */
+	int		 conn_keepalive;/* Connection: keep-alive */
+	int		 err_status;	/* on PARSE_ERROR: the status to answer (400, 431, 505) */
+	const char	*err;		/* ... and why, a constant string */
+};
+
+/*
+ * Parses a request head from buf[0..len). Returns PARSE_OK (h->headlen set), PARSE_MORE when
+ * the head is incomplete and shorter than max, or PARSE_ERROR with h->err_status and h->err.
+ */
+int parse_request(const char *buf, size_t len, size_t max, struct parse_head *h);
+/* The same for a response head; head_request tells that the request was HEAD (no body). */
+int parse_response(const char *buf, size_t len, size_t max, int head_request,
+    struct parse_head *h);
+
+/* Incremental decoder of a chunked body; zero it before the first byte. */
+struct parse_chunk {
+	int		 pc_state;
+	uint64_t	 pc_left;	/* data bytes left in this chunk */
+	size_t		 pc_line;	/* bytes of the current size or trailer line */
+	size_t		 pc_digits;
+	uint64_t	 pc_total;	/* sum of the chunk sizes announced so far */
+	size_t		 pc_trailers;
+};
+/*
+ * Consumes a prefix of p[0..n) and sets *used to its length and *isdata to whether those bytes
+ * are payload (1) or framing (0). Returns PARSE_MORE, PARSE_OK when the body ended with the
+ * consumed bytes, or PARSE_ERROR on bad framing (the decoder is then spent).
+ */
+int parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, int *isdata);
+
+/* Whether s[0..len) is a sane X-Request-Id: 1..64 of [A-Za-z0-9._-]. */
+int parse_reqid_ok(const char *s, size_t len);
+/* Finds cookie name in a Cookie header value; returns its value (borrowed) or NULL. */
+const char *parse_cookie(const char *v, size_t vlen, const char *name, size_t *outlen);
+
+/* ---- Backends (backend.c) ---- */
+
+#define LB_LAT_BUCKETS	12
+
+struct backend {
+	char		 be_name[280];	/* HOST:PORT as given */
+	char		 be_host[256];
+	unsigned short	 be_port;
+	struct sockaddr_storage be_ss;
+	socklen_t	 be_sslen;
+	char		 be_cookie[17];	/* the opaque sticky cookie value naming this backend */
+	atomic_int	 be_up;
+	atomic_int	 be_hcok;	/* consecutive good / bad checks */
+	atomic_int	 be_hcfail;
+	atomic_ullong	 be_requests;
+	atomic_ullong	 be_failures;
+	atomic_ullong	 be_latsum_us;
+	atomic_ullong	 be_lat[LB_LAT_BUCKETS + 1];
+	struct bufferevent *be_hcbev;	/* the check in flight (main thread only) */
+};
+
+extern struct backend lb_backends[LB_MAX_BACKENDS];
+extern int lb_nbackends;
+extern const double lb_lat_bounds_ms[LB_LAT_BUCKETS];
+
+/* Adds a backend from "HOST:PORT"; exits 2 on a bad address. */
+void backend_add(const char *spec);
+/*
+ * Picks the backend for one request: the sticky cookie's backend if it is up and not in tried,
+ * otherwise the next healthy one in the shared round robin. Returns an index or -1.
+ */
+int backend_choose(const char *cookie, size_t cookielen, uint64_t tried);
+/* Passive health: a connection failed, so the backend is down until checks bring it back. */
+void backend_mark_down(struct backend *be, const char *why);
+/* Counts one answered request and its time to the response head. */
+void backend_record(struct backend *be, int failed, uint64_t latency_us);
+/* Starts the active checks on base (GET /healthz every lb_conf.health_ms). */
+int backend_health_start(struct event_base *base);
+/* Stops them and frees the checks in flight. */
+void backend_health_stop(void);
+
+/* ---- Proxy workers (proxy.c) ---- */
+
+struct worker;
+
+/* Counters that admin.c reports. */
+struct lb_stats {
+	atomic_ullong	 st_accepted;
+	atomic_llong	 st_clients;
+	atomic_ullong	 st_requests;
+	atomic_ullong	 st_status[6];	/* by class: [1] 1xx .. [5] 5xx */
+	atomic_ullong	 st_retries;
+	atomic_ullong	 st_accept_paused;
+};
+extern struct lb_stats lb_stats;
+
+/*
+ * Makes worker number id with its own event_base and listeners (fds from proxy_listen()).
+ * tls may be NULL. Returns the worker (owned by the caller, freed by proxy_worker_free()) or NULL.
+ */
+struct worker *proxy_worker_new(int id, int fd, int tlsfd, SSL_CTX *tls);
+struct event_base *proxy_worker_base(struct worker *w);
+/* Runs the worker's loop until it stopped. */
+void proxy_worker_run(struct worker *w);
+/* Asks the worker, from any thread, to stop accepting and finish its requests. */
+void proxy_worker_stop(struct worker *w);
+/* Frees the worker, closing what is left. */
+void proxy_worker_free(struct worker *w);
+/* A listening socket on "HOST:PORT" with SO_REUSEPORT, or -1 (logged). */
+int proxy_listen(const char *addr);
+
+/* ---- TLS (tls.c) ---- */
+
+/* A server context for cert and key: TLS 1.2 and 1.3 only, modern ciphers. NULL (logged) on
+ * error; the caller frees it with SSL_CTX_free(). */
+SSL_CTX *tls_ctx_new(const char *cert, const char *key);
+/* A bufferevent that accepts TLS on fd; owns fd. NULL on error (fd closed). */
+struct bufferevent *tls_bev_new(struct event_base *base, int fd, SSL_CTX *ctx);
+
+/* ---- Admin listener (admin.c) ---- */
+
+/* Serves GET /status and GET /metrics on addr with base. Returns 0 or -1 (logged). */
+int admin_start(struct event_base *base, const char *addr);
+void admin_stop(void);
+
+#endif

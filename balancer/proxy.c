@@ -1,0 +1,1271 @@
+/*
+ * The proxy proper: one worker per thread, each with its own event_base, listeners and pool of
+ * keep-alive backend connections. A client connection (struct client) reads one request head,
+ * picks a backend for that request alone, forwards head and body, streams the response back,
+ * and starts over; a backend connection (struct bconn) carries one exchange at a time and goes
+ * back to its pool when the response ended cleanly. Framing is checked on both sides, so the
+ * proxy always knows where a message ends and never mixes two clients on one connection.
+ */
+#include "lb.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "cli.h"
+#include "log.h"
+
+#define PROXY_POOL_MAX		256		/* idle connections per backend and worker */
+#define PROXY_BUF_HIGH		(1024 * 1024)	/* pause the producer above this much queued */
+#define PROXY_BUF_LOW		(256 * 1024)	/* ... and resume below this */
+#define PROXY_INPUT_MAX		(64 * 1024)	/* read no further ahead than this */
+#define PROXY_LINGER_MS		1000
+#define PROXY_OUT_SIZE		(LB_RESP_HEAD_MAX + 4096)
+
+enum clt_state {
+	CLT_HEAD,	/* waiting for a request head */
+	CLT_FORWARD,	/* a request is with a backend */
+	CLT_CLOSING,	/* last response queued; close once it is written */
+	CLT_LINGER	/* written and half-closed; drain what the client still sends */
+};
+
+enum bc_state { BC_BUSY, BC_IDLE };
+enum bc_resp { RESP_HEAD, RESP_BODY };
+
+struct client;
+
+struct bconn {
+	TAILQ_ENTRY(bconn)	 bc_entry;	/* in the worker's pool while idle */
+	struct worker		*bc_w;
+	int			 bc_idx;	/* lb_backends[] */
+	struct bufferevent	*bc_bev;
+	struct client		*bc_clt;
+	enum bc_state		 bc_state;
+	int			 bc_connected;
+	int			 bc_reused;	/* came from the pool */
+	int			 bc_keepalive;	/* the backend keeps it open after this response */
+	int			 bc_dechunk;	/* strip chunk framing for an HTTP/1.0 client */
+	enum bc_resp		 bc_rstate;
+	enum parse_framing	 bc_rframe;
+	uint64_t		 bc_rleft;
+	uint64_t		 bc_rbytes;	/* response bytes seen: 0 means a retry is safe */
+	struct parse_chunk	 bc_rchunk;
+};
+TAILQ_HEAD(bconn_list, bconn);
+
+struct client {
+	TAILQ_ENTRY(client)	 clt_entry;
+	struct worker		*clt_w;
+	struct bufferevent	*clt_bev;
+	struct event		*clt_timer;	/* head deadline, then linger */
+	enum clt_state		 clt_state;
+	int			 clt_tls;
+	char			 clt_addr[INET6_ADDRSTRLEN];
+	struct bconn		*clt_bc;
+	int			 clt_eof;	/* the client half-closed */
+	int			 clt_rpaused;	/* client reads paused: backend output full */
+	int			 clt_wpaused;	/* backend reads paused: client output full */
+	/* The current request. */
+	int			 clt_minor;
+	int			 clt_keepalive;
+	int			 clt_headreq;	/* HEAD: the response has no body */
+	int			 clt_idem;	/* GET or HEAD: safe to send twice */
+	enum parse_framing	 clt_reqframe;
+	uint64_t		 clt_reqleft;
+	struct parse_chunk	 clt_reqchunk;
+	int			 clt_reqdone;
+	int			 clt_respstarted;
+	char			*clt_reqhead;	/* the head as sent to backends, for a retry */
+	size_t			 clt_reqheadlen;
+	size_t			 clt_reqheadsize;
+	uint64_t		 clt_tried;	/* backends that failed this request */
+	int			 clt_tries;
+	int			 clt_be;	/* chosen backend or -1 */
+	int			 clt_setcookie;
+	char			 clt_cookie[17];/* the sticky cookie the client sent */
+	char			 clt_reqid[LB_REQID_MAX + 1];
+	char			 clt_method[33];
+	char			 clt_target[129];
+	struct timespec		 clt_start;
+	int			 clt_status;
+};
+
+struct worker {
+	int			 w_id;
+	struct event_base	*w_base;
+	struct evconnlistener	*w_lis[2];	/* plain, TLS */
+	SSL_CTX			*w_tls;
+	int			 w_stopfd;	/* eventfd: another thread asks us to stop */
+	struct event		*w_stopev;
+	struct event		*w_resume;	/* accept paused on EMFILE */
+	struct event		*w_grace;
+	int			 w_stopping;
+	TAILQ_HEAD(, client)	 w_clients;
+	struct bconn_list	 w_pool[LB_MAX_BACKENDS];
+	int			 w_npool[LB_MAX_BACKENDS];
+	struct parse_head	 w_head;	/* scratch: heads are parsed and used at once */
+	char			 w_out[PROXY_OUT_SIZE];
+	size_t			 w_outlen;
+	uint64_t		 w_seq;
+};
+
+struct lb_stats lb_stats;
+static char proxy_idprefix[9];
+
+static void proxy_head(struct client *);
+static void proxy_dispatch(struct client *);
+static void proxy_body(struct client *);
+static void proxy_response(struct bconn *);
+static void proxy_close(struct client *, const char *);
+
+static void
+proxy_tv(struct timeval *tv, int ms)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+static uint64_t
+proxy_since_us(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
+	    (uint64_t)((now.tv_nsec - t0->tv_nsec) / 1000);
+}
+
+/* ---- Building heads in the worker's scratch buffer ---- */
+
+static void
+proxy_out(struct worker *w, const char *s, size_t len)
+{
+	/* Heads are bounded by the parser's limits; the margin covers what we add. */
+	if (w->w_outlen + len > sizeof(w->w_out))
+		len = sizeof(w->w_out) - w->w_outlen;
+	memcpy(w->w_out + w->w_outlen, s, len);
+	w->w_outlen += len;
+}
+
+static void
+proxy_outs(struct worker *w, const char *s)
+{
+	proxy_out(w, s, strlen(s));
+}
+
+static void
+proxy_outhdr(struct worker *w, const struct parse_hdr *f)
+{
+	proxy_out(w, f->name, f->namelen);
+	proxy_out(w, ": ", 2);
+	proxy_out(w, f->value, f->valuelen);
+	proxy_out(w, "\r\n", 2);
+}
+
+/* The request head as the backends get it: hop-by-hop fields out, forwarding fields in. */
+static void
+proxy_build_request(struct client *clt, const struct parse_head *h)
+{
+	struct worker *w = clt->clt_w;
+	size_t i;
+	int cl = 0;
+	char num[32];
+
+	w->w_outlen = 0;
+	proxy_out(w, h->method, h->methodlen);
+	proxy_out(w, " ", 1);
+	proxy_out(w, h->target, h->targetlen);
+	proxy_outs(w, " HTTP/1.1\r\n");
+	for (i = 0; i < h->nhdrs; i++) {
+		switch (h->hdrs[i].kind) {
+		case HDR_OTHER:
+		case HDR_HOST:
+		case HDR_COOKIE:
+			proxy_outhdr(w, &h->hdrs[i]);
+			break;
+		case HDR_CL:
+			cl = 1;
+			break;
+		default:
+			break;
+		}
+	}
+	/* Appended to what earlier proxies wrote, in order, as one field. */
+	proxy_outs(w, "X-Forwarded-For: ");
+	for (i = 0; i < h->nhdrs; i++)
+		if (h->hdrs[i].kind == HDR_XFF && h->hdrs[i].valuelen > 0) {
+			proxy_out(w, h->hdrs[i].value, h->hdrs[i].valuelen);
+			proxy_out(w, ", ", 2);
+		}
+	proxy_outs(w, clt->clt_addr);
+	proxy_outs(w, clt->clt_tls ? "\r\nX-Forwarded-Proto: https\r\nX-Request-Id: " :
+	    "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ");
+	proxy_outs(w, clt->clt_reqid);
+	proxy_outs(w, "\r\n");
+	if (h->framing == FRAME_CHUNKED)
+		proxy_outs(w, "Transfer-Encoding: chunked\r\n");
+	else if (h->framing == FRAME_LENGTH || cl) {
+		snprintf(num, sizeof(num), "Content-Length: %llu\r\n", (unsigned long long)h->length);
+		proxy_outs(w, num);
+	}
+	proxy_outs(w, "\r\n");
+}
+
+/* The response head as the client gets it. */
+static void
+proxy_build_response(struct client *clt, const struct parse_head *h, int chunked)
+{
+	struct worker *w = clt->clt_w;
+	char line[64];
+	size_t i;
+
+	w->w_outlen = 0;
+	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", h->status);
+	proxy_outs(w, line);
+	proxy_out(w, h->reason, h->reasonlen);
+	proxy_outs(w, "\r\n");
+	for (i = 0; i < h->nhdrs; i++)
+		if (h->hdrs[i].kind != HDR_HOP && h->hdrs[i].kind != HDR_TE)
+			proxy_outhdr(w, &h->hdrs[i]);
+	if (h->status < 200) {
+		proxy_outs(w, "\r\n");
+		return;
+	}
+	if (chunked)
+		proxy_outs(w, "Transfer-Encoding: chunked\r\n");
+	if (clt->clt_setcookie) {
+		proxy_outs(w, "Set-Cookie: lb=");
+		proxy_outs(w, lb_backends[clt->clt_be].be_cookie);
+		proxy_outs(w, clt->clt_tls ? "; Path=/; HttpOnly; SameSite=Lax; Secure\r\n" :
+		    "; Path=/; HttpOnly; SameSite=Lax\r\n");
+	}
+	if (!clt->clt_keepalive)
+		proxy_outs(w, "Connection: close\r\n");
+	else if (clt->clt_minor == 0)
+		proxy_outs(w, "Connection: keep-alive\r\n");
+	proxy_outs(w, "\r\n");
+}
+
+/* ---- Logging and errors ---- */
+
+static void
+proxy_log(struct client *clt)
+{
+	uint64_t us;
+	int cls = clt->clt_status / 100;
+
+	atomic_fetch_add(&lb_stats.st_requests, 1);
+	if (cls >= 1 && cls <= 5)
+		atomic_fetch_add(&lb_stats.st_status[cls], 1);
+	if (lb_conf.quiet)
+		return;
+	us = clt->clt_method[0] ? proxy_since_us(&clt->clt_start) : 0;
+	log_info("%s \"%s %s\" %d backend=%s %llu.%03llums id=%s", clt->clt_addr,
+	    clt->clt_method[0] ? clt->clt_method : "-", clt->clt_target[0] ? clt->clt_target : "-",
+	    clt->clt_status, clt->clt_be >= 0 ? lb_backends[clt->clt_be].be_name : "-",
+	    (unsigned long long)(us / 1000), (unsigned long long)(us % 1000),
+	    clt->clt_reqid[0] ? clt->clt_reqid : "-");
+}
+
+static const char *
+proxy_status_code(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 405: return "method_not_allowed";
+	case 408: return "request_timeout";
+	case 413: return "payload_too_large";
+	case 431: return "request_header_fields_too_large";
+	case 502: return "bad_gateway";
+	case 503: return "service_unavailable";
+	case 504: return "gateway_timeout";
+	case 505: return "http_version_not_supported";
+	default: return "error";
+	}
+}
+
+static const char *
+proxy_status_reason(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/* Ends a backend connection: out of the pool if idle, then freed. */
+static void
+proxy_bc_free(struct bconn *bc)
+{
+	struct worker *w = bc->bc_w;
+
+	if (bc->bc_state == BC_IDLE) {
+		TAILQ_REMOVE(&w->w_pool[bc->bc_idx], bc, bc_entry);
+		w->w_npool[bc->bc_idx]--;
+	}
+	if (bc->bc_clt != NULL)
+		bc->bc_clt->clt_bc = NULL;
+	bufferevent_free(bc->bc_bev);
+	free(bc);
+}
+
+static void
+proxy_flush_close(struct client *clt)
+{
+	clt->clt_state = CLT_CLOSING;
+	bufferevent_setwatermark(clt->clt_bev, EV_WRITE, 0, 0);
+	bufferevent_enable(clt->clt_bev, EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(clt->clt_bev)) == 0)
+		bufferevent_trigger(clt->clt_bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Answers the current request with the contract's JSON error and closes the connection: after
+ * a framing error nothing that follows on it can be trusted.
+ */
+static void
+proxy_error(struct client *clt, int status, const char *message)
+{
+	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	char body[256];
+	int n;
+
+	if (clt->clt_bc != NULL)
+		proxy_bc_free(clt->clt_bc);
+	if (clt->clt_respstarted) {
+		proxy_close(clt, message);
+		return;
+	}
+	evtimer_del(clt->clt_timer);
+	n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"message\": \"%s\"}\n",
+	    proxy_status_code(status), message);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n",
+	    status, proxy_status_reason(status), n);
+	if (clt->clt_reqid[0])
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", clt->clt_reqid);
+	evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, body, (size_t)n);
+	clt->clt_status = status;
+	clt->clt_respstarted = 1;
+	proxy_log(clt);
+	if (status >= 500 && !lb_conf.quiet)
+		log_warnx("%s: %d: %s", clt->clt_addr, status, message);
+	proxy_flush_close(clt);
+}
+
+/* The one teardown for a client connection; why is logged in debug mode (NULL: normal). */
+static void
+proxy_close(struct client *clt, const char *why)
+{
+	struct worker *w = clt->clt_w;
+
+	if (why != NULL)
+		log_debug("%s: %s", clt->clt_addr, why);
+	if (clt->clt_bc != NULL)
+		proxy_bc_free(clt->clt_bc);
+	event_free(clt->clt_timer);
+	bufferevent_free(clt->clt_bev);
+	TAILQ_REMOVE(&w->w_clients, clt, clt_entry);
+	free(clt->clt_reqhead);
+	free(clt);
+	atomic_fetch_sub(&lb_stats.st_clients, 1);
+	if (w->w_stopping && TAILQ_EMPTY(&w->w_clients))
+		event_base_loopexit(w->w_base, NULL);
+}
+
+/* ---- Moving bodies ---- */
+
+/* Moves chunked framing and data from in to out (framing dropped when dechunk); PARSE_*. */
+static int
+proxy_move_chunked(struct evbuffer *in, struct evbuffer *out, struct parse_chunk *c, int dechunk)
+{
+	struct evbuffer_iovec v;
+	size_t used;
+	int isdata, r;
+
+	while (evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		r = parse_chunk_step(c, v.iov_base, v.iov_len, &used, &isdata);
+		if (r == PARSE_ERROR)
+			return PARSE_ERROR;
+		if (isdata || !dechunk)
+			evbuffer_remove_buffer(in, out, used);
+		else
+			evbuffer_drain(in, used);
+		if (r == PARSE_OK)
+			return PARSE_OK;
+	}
+	return PARSE_MORE;
+}
+
+/* Forwards what has arrived of the request body to the backend. */
+static void
+proxy_body(struct client *clt)
+{
+	struct bconn *bc = clt->clt_bc;
+	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
+	struct evbuffer *out = bufferevent_get_output(bc->bc_bev);
+	size_t n;
+	int r;
+
+	if (clt->clt_reqdone)
+		return;
+	if (clt->clt_reqframe == FRAME_LENGTH) {
+		n = evbuffer_get_length(in);
+		if (n > clt->clt_reqleft)
+			n = (size_t)clt->clt_reqleft;
+		evbuffer_remove_buffer(in, out, n);
+		clt->clt_reqleft -= n;
+		clt->clt_reqdone = clt->clt_reqleft == 0;
+	} else {
+		r = proxy_move_chunked(in, out, &clt->clt_reqchunk, 0);
+		if (r == PARSE_ERROR) {
+			proxy_error(clt, 400, "malformed chunked request body");
+			return;
+		}
+		if (clt->clt_reqchunk.pc_total > lb_conf.max_body) {
+			proxy_error(clt, 413, "request body too large");
+			return;
+		}
+		clt->clt_reqdone = r == PARSE_OK;
+	}
+	if (!clt->clt_reqdone && evbuffer_get_length(out) > PROXY_BUF_HIGH) {
+		bufferevent_disable(clt->clt_bev, EV_READ);
+		clt->clt_rpaused = 1;
+		bufferevent_setwatermark(bc->bc_bev, EV_WRITE, PROXY_BUF_LOW, 0);
+	}
+}
+
+/* ---- Backend connections ---- */
+
+static void
+proxy_bc_read(struct bufferevent *bev, void *arg)
+{
+	struct bconn *bc = arg;
+
+	if (bc->bc_state == BC_IDLE) {
+		/* Nothing is owed on an idle connection: whatever came cannot be trusted. */
+		proxy_bc_free(bc);
+		return;
+	}
+	proxy_response(bc);
+}
+
+static void
+proxy_bc_write(struct bufferevent *bev, void *arg)
+{
+	struct bconn *bc = arg;
+	struct client *clt = bc->bc_clt;
+
+	if (clt == NULL || !clt->clt_rpaused)
+		return;
+	clt->clt_rpaused = 0;
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_enable(clt->clt_bev, EV_READ);
+	proxy_body(clt);
+}
+
+/* The exchange on bc failed before the response ended: retry, answer 502/504, or give up. */
+static void
+proxy_bc_failed(struct bconn *bc, short what)
+{
+	struct client *clt = bc->bc_clt;
+	struct backend *be = &lb_backends[bc->bc_idx];
+	int connectfail = !bc->bc_connected, timeout = what & BEV_EVENT_TIMEOUT;
+	int reused = bc->bc_reused, idx = bc->bc_idx;
+	uint64_t seen = bc->bc_rbytes;
+	char why[128];
+
+	if (connectfail) {
+		snprintf(why, sizeof(why), "connect: %s", timeout ? "timeout" :
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		backend_mark_down(be, why);
+	}
+	proxy_bc_free(bc);
+	if (clt->clt_respstarted) {
+		backend_record(be, 1, 0);
+		proxy_close(clt, "backend failed mid-response");
+		return;
+	}
+	/* Nothing reached the backend, or it was a GET/HEAD without a body: safe to resend.
+	 * A stale pooled connection says nothing about the backend, so it may be tried again. */
+	if (seen == 0 && (connectfail || (clt->clt_idem && clt->clt_reqframe == FRAME_NONE &&
+	    !timeout))) {
+		if (connectfail || !reused)
+			clt->clt_tried |= 1ULL << idx;
+		atomic_fetch_add(&lb_stats.st_retries, 1);
+		proxy_dispatch(clt);
+		return;
+	}
+	backend_record(be, 1, 0);
+	if (timeout)
+		proxy_error(clt, 504, "the backend did not answer in time");
+	else
+		proxy_error(clt, 502, "the backend closed the connection without a complete response");
+}
+
+static void
+proxy_bc_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct bconn *bc = arg;
+	struct client *clt = bc->bc_clt;
+	struct timeval tv;
+	int one = 1;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		bc->bc_connected = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		proxy_tv(&tv, lb_conf.backend_ms);
+		bufferevent_set_timeouts(bev, &tv, &tv);
+		if (clt != NULL)
+			proxy_body(clt);
+		return;
+	}
+	if (bc->bc_state == BC_IDLE) {
+		proxy_bc_free(bc);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && bc->bc_rstate == RESP_BODY && bc->bc_rframe == FRAME_CLOSE) {
+		/* The end of a close-delimited response. */
+		bc->bc_keepalive = 0;
+		bc->bc_rframe = FRAME_NONE;
+		proxy_response(bc);
+		return;
+	}
+	proxy_bc_failed(bc, what);
+}
+
+/* A connection to backend idx; the caller attaches it. NULL when connect fails at once. */
+static struct bconn *
+proxy_bc_connect(struct worker *w, int idx)
+{
+	struct backend *be = &lb_backends[idx];
+	struct bconn *bc;
+	struct timeval rtv, wtv;
+
+	if ((bc = calloc(1, sizeof(*bc))) == NULL)
+		return NULL;
+	bc->bc_w = w;
+	bc->bc_idx = idx;
+	bc->bc_bev = bufferevent_socket_new(w->w_base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bc->bc_bev == NULL) {
+		free(bc);
+		return NULL;
+	}
+	bufferevent_setcb(bc->bc_bev, proxy_bc_read, proxy_bc_write, proxy_bc_event, bc);
+	/* Until connected, the write timeout is the connect timeout. */
+	proxy_tv(&rtv, lb_conf.backend_ms);
+	proxy_tv(&wtv, lb_conf.connect_ms);
+	bufferevent_set_timeouts(bc->bc_bev, &rtv, &wtv);
+	if (bufferevent_socket_connect(bc->bc_bev, (struct sockaddr *)&be->be_ss,
+	    (int)be->be_sslen) == -1) {
+		bufferevent_free(bc->bc_bev);
+		free(bc);
+		return NULL;
+	}
+	return bc;
+}
+
+/* After a complete exchange: back to the pool when the backend keeps it open, else freed. */
+static void
+proxy_bc_release(struct bconn *bc, int reusable)
+{
+	struct worker *w = bc->bc_w;
+
+	if (bc->bc_clt != NULL)
+		bc->bc_clt->clt_bc = NULL;
+	bc->bc_clt = NULL;
+	if (!reusable || w->w_stopping || w->w_npool[bc->bc_idx] >= PROXY_POOL_MAX ||
+	    evbuffer_get_length(bufferevent_get_input(bc->bc_bev)) > 0) {
+		proxy_bc_free(bc);
+		return;
+	}
+	bc->bc_state = BC_IDLE;
+	bc->bc_reused = 1;
+	bufferevent_setwatermark(bc->bc_bev, EV_WRITE, 0, 0);
+	bufferevent_enable(bc->bc_bev, EV_READ);
+	TAILQ_INSERT_HEAD(&w->w_pool[bc->bc_idx], bc, bc_entry);
+	w->w_npool[bc->bc_idx]++;
+}
+
+/* ---- The request/response cycle ---- */
+
+/* Picks a backend for the current request and sends the head; retries come back here. */
+static void
+proxy_dispatch(struct client *clt)
+{
+	struct worker *w = clt->clt_w;
+	struct bconn *bc;
+	int idx;
+
+	for (;;) {
+		if (clt->clt_tries++ > lb_nbackends) {
+			proxy_error(clt, 502, "no backend could be reached");
+			return;
+		}
+		idx = backend_choose(lb_conf.sticky && clt->clt_cookie[0] ? clt->clt_cookie : NULL,
+		    strlen(clt->clt_cookie), clt->clt_tried);
+		if (idx < 0) {
+			proxy_error(clt, clt->clt_tries == 1 ? 503 : 502,
+			    clt->clt_tries == 1 ? "no backend is available" :
+			    "no backend could be reached");
+			return;
+		}
+		clt->clt_be = idx;
+		clt->clt_setcookie = lb_conf.sticky &&
+		    strcmp(clt->clt_cookie, lb_backends[idx].be_cookie) != 0;
+		/* A request that must not be sent twice never rides a connection that may
+		 * turn out to have been closed by the backend meanwhile. */
+		bc = NULL;
+		if (clt->clt_idem && clt->clt_reqframe == FRAME_NONE &&
+		    (bc = TAILQ_FIRST(&w->w_pool[idx])) != NULL) {
+			TAILQ_REMOVE(&w->w_pool[idx], bc, bc_entry);
+			w->w_npool[idx]--;
+		} else if ((bc = proxy_bc_connect(w, idx)) == NULL) {
+			/* A local failure (no descriptors, ...): says nothing about the backend. */
+			clt->clt_tried |= 1ULL << idx;
+			continue;
+		}
+		break;
+	}
+	bc->bc_state = BC_BUSY;
+	bc->bc_clt = clt;
+	bc->bc_rstate = RESP_HEAD;
+	bc->bc_rbytes = 0;
+	clt->clt_bc = bc;
+	evbuffer_add(bufferevent_get_output(bc->bc_bev), clt->clt_reqhead, clt->clt_reqheadlen);
+	bufferevent_enable(bc->bc_bev, EV_READ | EV_WRITE);
+	if (bc->bc_connected)
+		proxy_body(clt);
+}
+
+/* Fills the request fields of clt from a parsed head; 0, or -1 after answering an error. */
+static int
+proxy_request(struct client *clt, const struct parse_head *h)
+{
+	struct worker *w = clt->clt_w;
+	const char *v;
+	size_t i, n, vlen;
+
+	clt->clt_minor = h->minor;
+	clt->clt_keepalive = !w->w_stopping && (h->minor == 1 ? !h->conn_close : h->conn_keepalive);
+	n = h->methodlen < sizeof(clt->clt_method) - 1 ? h->methodlen : sizeof(clt->clt_method) - 1;
+	memcpy(clt->clt_method, h->method, n);
+	clt->clt_method[n] = '\0';
+	n = h->targetlen < sizeof(clt->clt_target) - 1 ? h->targetlen : sizeof(clt->clt_target) - 1;
+	memcpy(clt->clt_target, h->target, n);
+	clt->clt_target[n] = '\0';
+	clt->clt_headreq = strcmp(clt->clt_method, "HEAD") == 0;
+	clt->clt_idem = clt->clt_headreq || strcmp(clt->clt_method, "GET") == 0;
+	clt->clt_reqframe = h->framing;
+	clt->clt_reqleft = h->length;
+	clt->clt_reqdone = h->framing == FRAME_NONE;
+	memset(&clt->clt_reqchunk, 0, sizeof(clt->clt_reqchunk));
+	clt->clt_cookie[0] = '\0';
+	clt->clt_reqid[0] = '\0';
+	for (i = 0; i < h->nhdrs; i++) {
+		const struct parse_hdr *f = &h->hdrs[i];
+
+		if (f->kind == HDR_XRID && parse_reqid_ok(f->value, f->valuelen)) {
+			memcpy(clt->clt_reqid, f->value, f->valuelen);
+			clt->clt_reqid[f->valuelen] = '\0';
+		} else if (f->kind == HDR_COOKIE && lb_conf.sticky &&
+		    (v = parse_cookie(f->value, f->valuelen, "lb", &vlen)) != NULL && vlen == 16) {
+			memcpy(clt->clt_cookie, v, 16);
+			clt->clt_cookie[16] = '\0';
+		}
+	}
+	if (clt->clt_reqid[0] == '\0')
+		snprintf(clt->clt_reqid, sizeof(clt->clt_reqid), "%s-%d-%llx", proxy_idprefix,
+		    w->w_id, (unsigned long long)++w->w_seq);
+	if (h->framing == FRAME_LENGTH && h->length > lb_conf.max_body) {
+		proxy_error(clt, 413, "request body too large");
+		return -1;
+	}
+	proxy_build_request(clt, h);
+	if (w->w_outlen > clt->clt_reqheadsize) {
+		free(clt->clt_reqhead);
+		clt->clt_reqheadsize = w->w_outlen < 1024 ? 1024 : w->w_outlen;
+		if ((clt->clt_reqhead = malloc(clt->clt_reqheadsize)) == NULL) {
+			clt->clt_reqheadsize = 0;
+			proxy_close(clt, "out of memory");
+			return -1;
+		}
+	}
+	memcpy(clt->clt_reqhead, w->w_out, w->w_outlen);
+	clt->clt_reqheadlen = w->w_outlen;
+	return 0;
+}
+
+/* Reads a request head if one has arrived, and starts its exchange. */
+static void
+proxy_head(struct client *clt)
+{
+	struct worker *w = clt->clt_w;
+	struct parse_head *h = &w->w_head;
+	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
+	struct timeval tv;
+	size_t len = evbuffer_get_length(in), n;
+	const char *p;
+	int r;
+
+	if (len == 0)
+		return;
+	n = len < LB_REQ_HEAD_MAX ? len : LB_REQ_HEAD_MAX;
+	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
+		proxy_close(clt, "out of memory");
+		return;
+	}
+	r = parse_request(p, n, LB_REQ_HEAD_MAX, h);
+	if (r == PARSE_MORE) {
+		/* Slowloris: the whole head has a deadline, not just each read. */
+		if (!evtimer_pending(clt->clt_timer, NULL)) {
+			proxy_tv(&tv, lb_conf.header_ms);
+			evtimer_add(clt->clt_timer, &tv);
+		}
+		return;
+	}
+	clt->clt_method[0] = clt->clt_target[0] = clt->clt_reqid[0] = '\0';
+	clt->clt_be = -1;
+	clock_gettime(CLOCK_MONOTONIC, &clt->clt_start);
+	if (r == PARSE_ERROR) {
+		proxy_error(clt, h->err_status, h->err);
+		return;
+	}
+	evtimer_del(clt->clt_timer);
+	if (proxy_request(clt, h) == -1)
+		return;
+	evbuffer_drain(in, h->headlen);
+	clt->clt_state = CLT_FORWARD;
+	clt->clt_respstarted = 0;
+	clt->clt_tried = 0;
+	clt->clt_tries = 0;
+	proxy_dispatch(clt);
+}
+
+/* The response ended: release the backend and read the next request, or close. */
+static void
+proxy_done(struct client *clt)
+{
+	struct bconn *bc = clt->clt_bc;
+
+	proxy_bc_release(bc, bc->bc_keepalive && clt->clt_reqdone);
+	proxy_log(clt);
+	if (!clt->clt_keepalive || !clt->clt_reqdone || clt->clt_eof || clt->clt_w->w_stopping) {
+		proxy_flush_close(clt);
+		return;
+	}
+	clt->clt_state = CLT_HEAD;
+	if (clt->clt_rpaused) {
+		clt->clt_rpaused = 0;
+		bufferevent_enable(clt->clt_bev, EV_READ);
+	}
+	proxy_head(clt);
+}
+
+/* Handles the head of a backend response; 0 to go on with the body, -1 when done with bc. */
+static int
+proxy_response_head(struct bconn *bc)
+{
+	struct client *clt = bc->bc_clt;
+	struct worker *w = bc->bc_w;
+	struct parse_head *h = &w->w_head;
+	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
+	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	size_t len = evbuffer_get_length(in), n;
+	const char *p;
+	int r, chunked;
+
+	n = len < LB_RESP_HEAD_MAX ? len : LB_RESP_HEAD_MAX;
+	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
+		proxy_close(clt, "out of memory");
+		return -1;
+	}
+	r = parse_response(p, n, LB_RESP_HEAD_MAX, clt->clt_headreq, h);
+	if (r == PARSE_MORE)
+		return 1;
+	if (r == PARSE_ERROR || h->status == 101) {
+		log_warnx("backend %s: %s", lb_backends[bc->bc_idx].be_name,
+		    r == PARSE_ERROR ? h->err : "unexpected protocol switch");
+		backend_record(&lb_backends[bc->bc_idx], 1, 0);
+		proxy_error(clt, 502, "the backend sent an invalid response");
+		return -1;
+	}
+	bc->bc_rbytes += h->headlen;
+	if (h->status < 200) {
+		/* Interim responses (100 Continue) go to HTTP/1.1 clients only. */
+		if (clt->clt_minor == 1) {
+			proxy_build_response(clt, h, 0);
+			evbuffer_add(out, w->w_out, w->w_outlen);
+		}
+		evbuffer_drain(in, h->headlen);
+		return 0;
+	}
+	backend_record(&lb_backends[bc->bc_idx], 0, proxy_since_us(&clt->clt_start));
+	bc->bc_rframe = h->framing;
+	bc->bc_rleft = h->length;
+	memset(&bc->bc_rchunk, 0, sizeof(bc->bc_rchunk));
+	bc->bc_keepalive = h->framing != FRAME_CLOSE &&
+	    (h->minor == 1 ? !h->conn_close : h->conn_keepalive);
+	bc->bc_dechunk = clt->clt_minor == 0 && h->framing == FRAME_CHUNKED;
+	/* Without a length the client learns the end from the close. */
+	if (h->framing == FRAME_CLOSE || bc->bc_dechunk)
+		clt->clt_keepalive = 0;
+	chunked = h->framing == FRAME_CHUNKED && !bc->bc_dechunk;
+	clt->clt_status = h->status;
+	proxy_build_response(clt, h, chunked);
+	evbuffer_add(out, w->w_out, w->w_outlen);
+	evbuffer_drain(in, h->headlen);
+	clt->clt_respstarted = 1;
+	bc->bc_rstate = RESP_BODY;
+	return 0;
+}
+
+/* Streams what the backend sent to the client, and ends the exchange at the end of the body. */
+static void
+proxy_response(struct bconn *bc)
+{
+	struct client *clt = bc->bc_clt;
+	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
+	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	size_t n;
+	int r;
+
+	for (;;) {
+		if (bc->bc_rstate == RESP_HEAD) {
+			if (evbuffer_get_length(in) == 0)
+				return;
+			if ((r = proxy_response_head(bc)) != 0)
+				return;
+			continue;
+		}
+		n = evbuffer_get_length(in);
+		bc->bc_rbytes += n;
+		switch (bc->bc_rframe) {
+		case FRAME_NONE:
+			proxy_done(clt);
+			return;
+		case FRAME_LENGTH:
+			if (n > bc->bc_rleft)
+				n = (size_t)bc->bc_rleft;
+			evbuffer_remove_buffer(in, out, n);
+			bc->bc_rleft -= n;
+			if (bc->bc_rleft == 0) {
+				proxy_done(clt);
+				return;
+			}
+			break;
+		case FRAME_CHUNKED:
+			r = proxy_move_chunked(in, out, &bc->bc_rchunk, bc->bc_dechunk);
+			if (r == PARSE_ERROR) {
+				log_warnx("backend %s: malformed chunked response",
+				    lb_backends[bc->bc_idx].be_name);
+				proxy_close(clt, "malformed chunked response");
+				return;
+			}
+			if (r == PARSE_OK) {
+				proxy_done(clt);
+				return;
+			}
+			break;
+		case FRAME_CLOSE:
+			evbuffer_add_buffer(out, in);
+			break;
+		}
+		break;
+	}
+	if (evbuffer_get_length(out) > PROXY_BUF_HIGH) {
+		bufferevent_disable(bc->bc_bev, EV_READ);
+		clt->clt_wpaused = 1;
+		bufferevent_setwatermark(clt->clt_bev, EV_WRITE, PROXY_BUF_LOW, 0);
+	}
+}
+
+/* ---- Client connection callbacks ---- */
+
+static void
+proxy_client_read(struct bufferevent *bev, void *arg)
+{
+	struct client *clt = arg;
+
+	switch (clt->clt_state) {
+	case CLT_HEAD:
+		proxy_head(clt);
+		break;
+	case CLT_FORWARD:
+		if (clt->clt_bc != NULL && clt->clt_bc->bc_connected)
+			proxy_body(clt);
+		break;
+	case CLT_CLOSING:
+		break;
+	case CLT_LINGER:
+		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(
+		    bufferevent_get_input(bev)));
+		break;
+	}
+}
+
+/* Half-closes a plain connection and reads until the client closes, so that what it sent
+ * after our last response does not turn into a reset that destroys the response. */
+static void
+proxy_linger(struct client *clt)
+{
+	struct timeval tv;
+
+	if (clt->clt_tls || clt->clt_eof) {
+		proxy_close(clt, NULL);
+		return;
+	}
+	shutdown(bufferevent_getfd(clt->clt_bev), SHUT_WR);
+	clt->clt_state = CLT_LINGER;
+	evbuffer_drain(bufferevent_get_input(clt->clt_bev),
+	    evbuffer_get_length(bufferevent_get_input(clt->clt_bev)));
+	bufferevent_enable(clt->clt_bev, EV_READ);
+	proxy_tv(&tv, PROXY_LINGER_MS);
+	evtimer_add(clt->clt_timer, &tv);
+}
+
+static void
+proxy_client_write(struct bufferevent *bev, void *arg)
+{
+	struct client *clt = arg;
+
+	if (clt->clt_wpaused) {
+		clt->clt_wpaused = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (clt->clt_bc != NULL)
+			bufferevent_enable(clt->clt_bc->bc_bev, EV_READ);
+	}
+	if (clt->clt_state == CLT_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		proxy_linger(clt);
+}
+
+static void
+proxy_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *clt = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && clt->clt_state == CLT_FORWARD) {
+			/* A client waiting for its response is not idle. */
+			if (clt->clt_reqdone) {
+				bufferevent_enable(bev, EV_READ);
+				return;
+			}
+			proxy_error(clt, 408, "the request body did not arrive in time");
+			return;
+		}
+		proxy_close(clt, "client timeout");
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && clt->clt_state == CLT_FORWARD && clt->clt_reqdone) {
+		/* Half-closed after its request: it may still read the response. */
+		clt->clt_eof = 1;
+		return;
+	}
+	proxy_close(clt, what & BEV_EVENT_EOF ? NULL : "client connection error");
+}
+
+static void
+proxy_client_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *clt = arg;
+
+	if (clt->clt_state == CLT_HEAD) {
+		clt->clt_method[0] = clt->clt_target[0] = clt->clt_reqid[0] = '\0';
+		clt->clt_be = -1;
+		proxy_error(clt, 408, "the request head did not arrive in time");
+	} else
+		proxy_close(clt, NULL);
+}
+
+/* ---- Accepting ---- */
+
+static void
+proxy_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct worker *w = arg;
+	struct client *clt;
+	struct timeval tv;
+	int one = 1, tls = lis == w->w_lis[1];
+
+	if ((clt = calloc(1, sizeof(*clt))) == NULL) {
+		close(fd);
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, clt->clt_addr,
+		    sizeof(clt->clt_addr));
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, clt->clt_addr,
+		    sizeof(clt->clt_addr));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	clt->clt_bev = tls ? tls_bev_new(w->w_base, fd, w->w_tls) :
+	    bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (clt->clt_bev == NULL)
+		goto fail;
+	if ((clt->clt_timer = evtimer_new(w->w_base, proxy_client_timer, clt)) == NULL)
+		goto fail;
+	clt->clt_w = w;
+	clt->clt_tls = tls;
+	clt->clt_be = -1;
+	clt->clt_state = CLT_HEAD;
+	bufferevent_setcb(clt->clt_bev, proxy_client_read, proxy_client_write, proxy_client_event,
+	    clt);
+	bufferevent_setwatermark(clt->clt_bev, EV_READ, 0, PROXY_INPUT_MAX);
+	proxy_tv(&tv, lb_conf.idle_ms);
+	bufferevent_set_timeouts(clt->clt_bev, &tv, &tv);
+	bufferevent_enable(clt->clt_bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&w->w_clients, clt, clt_entry);
+	atomic_fetch_add(&lb_stats.st_accepted, 1);
+	atomic_fetch_add(&lb_stats.st_clients, 1);
+	return;
+ fail:
+	if (clt->clt_bev != NULL)
+		bufferevent_free(clt->clt_bev);
+	else if (!tls)
+		close(fd);
+	free(clt);
+}
+
+static void
+proxy_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (w->w_lis[i] != NULL)
+			evconnlistener_enable(w->w_lis[i]);
+}
+
+/* Out of descriptors: pause accepting for a moment instead of spinning on accept(). */
+static void
+proxy_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = { 0, 100 * 1000 };
+	int i, err = EVUTIL_SOCKET_ERROR();
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warnx("accept: %s", evutil_socket_error_to_string(err));
+		return;
+	}
+	if (atomic_fetch_add(&lb_stats.st_accept_paused, 1) == 0)
+		log_warnx("accept: %s: pausing accept", evutil_socket_error_to_string(err));
+	for (i = 0; i < 2; i++)
+		if (w->w_lis[i] != NULL)
+			evconnlistener_disable(w->w_lis[i]);
+	evtimer_add(w->w_resume, &tv);
+}
+
+/* ---- Workers ---- */
+
+static void
+proxy_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	log_warnx("worker %d: grace period over, dropping open connections", w->w_id);
+	event_base_loopexit(w->w_base, NULL);
+}
+
+/* Stop accepting, close idle keep-alive connections, let the others finish. */
+static void
+proxy_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct client *clt, *next;
+	struct timeval tv;
+	uint64_t v;
+	int i;
+
+	if (read(w->w_stopfd, &v, sizeof(v)) != sizeof(v) || w->w_stopping)
+		return;
+	w->w_stopping = 1;
+	for (i = 0; i < 2; i++)
+		if (w->w_lis[i] != NULL) {
+			evconnlistener_free(w->w_lis[i]);
+			w->w_lis[i] = NULL;
+		}
+	for (clt = TAILQ_FIRST(&w->w_clients); clt != NULL; clt = next) {
+		next = TAILQ_NEXT(clt, clt_entry);
+		if (clt->clt_state == CLT_HEAD &&
+		    evbuffer_get_length(bufferevent_get_input(clt->clt_bev)) == 0)
+			proxy_close(clt, "stopping");
+	}
+	if (TAILQ_EMPTY(&w->w_clients)) {
+		event_base_loopexit(w->w_base, NULL);
+		return;
+	}
+	proxy_tv(&tv, lb_conf.grace_ms);
+	evtimer_add(w->w_grace, &tv);
+}
+
+struct worker *
+proxy_worker_new(int id, int fd, int tlsfd, SSL_CTX *tls)
+{
+	struct event_config *cfg;
+	struct worker *w;
+	unsigned char rnd[4];
+	int i;
+
+	if (proxy_idprefix[0] == '\0') {
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+			fatal("getrandom");
+		snprintf(proxy_idprefix, sizeof(proxy_idprefix), "%02x%02x%02x%02x",
+		    rnd[0], rnd[1], rnd[2], rnd[3]);
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	w->w_id = id;
+	w->w_tls = tls;
+	w->w_stopfd = -1;
+	TAILQ_INIT(&w->w_clients);
+	for (i = 0; i < LB_MAX_BACKENDS; i++)
+		TAILQ_INIT(&w->w_pool[i]);
+	/* Each loop belongs to one thread: no locking needed. */
+	if ((cfg = event_config_new()) == NULL)
+		goto fail;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	w->w_base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (w->w_base == NULL)
+		goto fail;
+	if ((w->w_stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		goto fail;
+	w->w_stopev = event_new(w->w_base, w->w_stopfd, EV_READ | EV_PERSIST, proxy_stop_cb, w);
+	w->w_resume = evtimer_new(w->w_base, proxy_accept_resume, w);
+	w->w_grace = evtimer_new(w->w_base, proxy_grace_over, w);
+	if (w->w_stopev == NULL || w->w_resume == NULL || w->w_grace == NULL ||
+	    event_add(w->w_stopev, NULL) == -1)
+		goto fail;
+	if (fd != -1 && (w->w_lis[0] = evconnlistener_new(w->w_base, proxy_accept, w,
+	    LEV_OPT_CLOSE_ON_FREE, 0, fd)) == NULL)
+		goto fail;
+	if (tlsfd != -1 && (w->w_lis[1] = evconnlistener_new(w->w_base, proxy_accept, w,
+	    LEV_OPT_CLOSE_ON_FREE, 0, tlsfd)) == NULL)
+		goto fail;
+	for (i = 0; i < 2; i++)
+		if (w->w_lis[i] != NULL)
+			evconnlistener_set_error_cb(w->w_lis[i], proxy_accept_error);
+	return w;
+ fail:
+	log_warnx("worker %d: cannot set up its event loop", id);
+	proxy_worker_free(w);
+	return NULL;
+}
+
+struct event_base *
+proxy_worker_base(struct worker *w)
+{
+	return w->w_base;
+}
+
+void
+proxy_worker_run(struct worker *w)
+{
+	event_base_dispatch(w->w_base);
+}
+
+void
+proxy_worker_stop(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->w_stopfd, &one, sizeof(one)) != sizeof(one))
+		log_warn("worker %d: cannot signal stop", w->w_id);
+}
+
+void
+proxy_worker_free(struct worker *w)
+{
+	struct client *clt;
+	int i;
+
+	if (w == NULL)
+		return;
+	/* Closing the last client would ask the (ended) loop to exit again: harmless. */
+	while ((clt = TAILQ_FIRST(&w->w_clients)) != NULL)
+		proxy_close(clt, "shutting down");
+	for (i = 0; i < LB_MAX_BACKENDS; i++)
+		while (!TAILQ_EMPTY(&w->w_pool[i]))
+			proxy_bc_free(TAILQ_FIRST(&w->w_pool[i]));
+	for (i = 0; i < 2; i++)
+		if (w->w_lis[i] != NULL)
+			evconnlistener_free(w->w_lis[i]);
+	if (w->w_stopev != NULL)
+		event_free(w->w_stopev);
+	if (w->w_resume != NULL)
+		event_free(w->w_resume);
+	if (w->w_grace != NULL)
+		event_free(w->w_grace);
+	if (w->w_stopfd != -1)
+		close(w->w_stopfd);
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+	free(w);
+}
+
+int
+proxy_listen(const char *addr)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char host[256], port[8];
+	unsigned short p;
+	int fd = -1, one = 1, err;
+
+	if (cli_addr(addr, host, sizeof(host), &p) == -1) {
+		log_warnx("%s: not HOST:PORT", addr);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", p);
+	if ((err = getaddrinfo(host, port, &hints, &res)) != 0) {
+		log_warnx("%s: %s", addr, gai_strerror(err));
+		return -1;
+	}
+	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		goto fail;
+	/* Every worker binds its own socket; the kernel spreads connections over them. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 || listen(fd, 1024) == -1)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+ fail:
+	log_warn("listen on %s", addr);
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}

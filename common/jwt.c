@@ -1,0 +1,922 @@
+/*
+ * JWS compact tokens: keys, signing and verification (see jwt.h). Every check a verifier
+ * needs is here, in the order RFC 8725 suggests: size, shape, header, key choice, signature,
+ * and only then the claims. The bugs other JWT libraries had are named where they are avoided.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "base64.h"
+#include "jwk.h"
+#include "jwt.h"
+
+#define JWT_MAX_KEYS		16
+#define JWT_MAX_KEYFILE		65536
+#define JWT_HS256_LEN		32
+#define JWT_ES256_HALF		32
+#define JWT_MAX_SIG		512	/* RSA-4096 */
+
+struct jwt_key {
+	enum jwt_alg	 k_alg;
+	EVP_PKEY	*k_pkey;	/* NULL for HS256 */
+	int		 k_private;
+	EVP_MAC_CTX	*k_hmac;	/* HS256: initialised with the secret, duplicated per use */
+	char		 k_kid[JWT_KID_MAX + 1];
+};
+
+struct jwt_verifier {
+	struct jwt_key	*v_keys[JWT_MAX_KEYS];
+	size_t		 v_nkeys;
+	char		*v_issuer;
+	char		*v_audience;
+	long		 v_leeway;
+	size_t		 v_max_len;
+};
+
+static const char *const jwt_alg_names[] = {
+	[JWT_HS256] = "HS256", [JWT_RS256] = "RS256", [JWT_ES256] = "ES256", [JWT_EDDSA] = "EdDSA"
+};
+
+static const struct {
+	const char	*code;
+	const char	*text;
+} jwt_reasons[JWT_NREASONS] = {
+	[JWT_VALID] = { "valid", "The token is valid." },
+	[JWT_TOO_LARGE] = { "too_large", "The token is too large." },
+	[JWT_MALFORMED] = { "malformed", "The token is not a well-formed JWS compact token." },
+	[JWT_UNSUPPORTED_HEADER] = { "unsupported_header",
+	    "The token header asks for an extension or type this server does not support." },
+	[JWT_ALG_NOT_ALLOWED] = { "alg_not_allowed",
+	    "The token's algorithm is not the one of this server's keys." },
+	[JWT_UNKNOWN_KEY] = { "unknown_key", "The token was not signed with a key this server knows." },
+	[JWT_BAD_SIGNATURE] = { "bad_signature", "The token signature is invalid." },
+	[JWT_BAD_CLAIMS] = { "bad_claims", "The token lacks a valid expiry or has a claim of the wrong type." },
+	[JWT_EXPIRED] = { "expired", "The token has expired." },
+	[JWT_NOT_YET_VALID] = { "not_yet_valid", "The token is not valid yet." },
+	[JWT_WRONG_ISSUER] = { "wrong_issuer", "The token was issued by someone else." },
+	[JWT_WRONG_AUDIENCE] = { "wrong_audience", "The token is meant for another audience." },
+	[JWT_REVOKED] = { "revoked", "The token has been revoked." },
+};
+
+const char *
+jwt_alg_name(enum jwt_alg a)
+{
+	return jwt_alg_names[a];
+}
+
+const char *
+jwt_reason_code(enum jwt_reason r)
+{
+	return r < JWT_NREASONS ? jwt_reasons[r].code : "unknown";
+}
+
+const char *
+jwt_reason_text(enum jwt_reason r)
+{
+	return r < JWT_NREASONS ? jwt_reasons[r].text : "The token was rejected.";
+}
+
+static void
+jwt_err(char *err, size_t errlen, const char *msg)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", msg);
+}
+
+/* ---- Keys ---- */
+
+static struct jwt_key *
+jwt_key_alloc(void)
+{
+	return calloc(1, sizeof(struct jwt_key));
+}
+
+void
+jwt_key_free(struct jwt_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->k_pkey);
+	EVP_MAC_CTX_free(k->k_hmac);
+	free(k);
+}
+
+enum jwt_alg
+jwt_key_alg(const struct jwt_key *k)
+{
+	return k->k_alg;
+}
+
+int
+jwt_key_can_sign(const struct jwt_key *k)
+{
+	return k->k_private;
+}
+
+const char *
+jwt_key_kid(const struct jwt_key *k)
+{
+	return k->k_kid;
+}
+
+int
+jwt_key_set_kid(struct jwt_key *k, const char *kid)
+{
+	size_t n = strlen(kid);
+
+	if (n == 0 || n > JWT_KID_MAX)
+		return -1;
+	memcpy(k->k_kid, kid, n + 1);
+	return 0;
+}
+
+/* HMAC-SHA256 of n bytes with the key's prepared context into out (32 bytes). */
+static int
+jwt_hmac(const struct jwt_key *k, const void *in, size_t n, unsigned char *out)
+{
+	EVP_MAC_CTX *c;
+	size_t len = 0;
+	int ok;
+
+	if ((c = EVP_MAC_CTX_dup(k->k_hmac)) == NULL)
+		return -1;
+	ok = EVP_MAC_update(c, in, n) == 1 &&
+	    EVP_MAC_final(c, out, &len, JWT_HS256_LEN) == 1 && len == JWT_HS256_LEN;
+	EVP_MAC_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+struct jwt_key *
+jwt_key_from_secret(const void *secret, size_t len, char *err, size_t errlen)
+{
+	struct jwt_key *k = NULL;
+	EVP_MAC *mac = NULL;
+	OSSL_PARAM params[2];
+	unsigned char id[JWT_HS256_LEN];
+
+	if (len < JWT_MIN_SECRET) {
+		jwt_err(err, errlen, "an HS256 secret needs at least 32 bytes");
+		return NULL;
+	}
+	if (len >= 10 && memcmp(secret, "-----BEGIN", 10) == 0) {
+		/* A PEM key used as an HMAC secret is the classic key-confusion attack. */
+		jwt_err(err, errlen, "a PEM key cannot be an HS256 secret");
+		return NULL;
+	}
+	if ((k = jwt_key_alloc()) == NULL)
+		goto fail;
+	k->k_alg = JWT_HS256;
+	k->k_private = 1;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+	    (k->k_hmac = EVP_MAC_CTX_new(mac)) == NULL ||
+	    EVP_MAC_init(k->k_hmac, secret, len, params) != 1)
+		goto fail;
+	/* The kid is a MAC under the secret itself: it tells no more than any token does. */
+	if (jwt_hmac(k, "jwt-kid", 7, id) == -1)
+		goto fail;
+	base64_encode(BASE64_URL, id, 16, k->k_kid);
+	EVP_MAC_free(mac);
+	OPENSSL_cleanse(id, sizeof(id));
+	return k;
+fail:
+	jwt_err(err, errlen, "cannot set up HMAC-SHA256");
+	EVP_MAC_free(mac);
+	jwt_key_free(k);
+	return NULL;
+}
+
+struct jwt_key *
+jwt_key_wrap(EVP_PKEY *pkey, int has_private, char *err, size_t errlen)
+{
+	struct jwt_key *k = NULL;
+	char group[64];
+
+	if ((k = jwt_key_alloc()) == NULL) {
+		jwt_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (EVP_PKEY_is_a(pkey, "RSA")) {
+		if (EVP_PKEY_get_bits(pkey) < JWT_MIN_RSA_BITS) {
+			jwt_err(err, errlen, "RSA keys need at least 2048 bits");
+			goto fail;
+		}
+		k->k_alg = JWT_RS256;
+	} else if (EVP_PKEY_is_a(pkey, "EC")) {
+		if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+		    sizeof(group), NULL) != 1 || (strcmp(group, "prime256v1") != 0 &&
+		    strcmp(group, "P-256") != 0)) {
+			jwt_err(err, errlen, "EC keys must be on curve P-256 (ES256)");
+			goto fail;
+		}
+		k->k_alg = JWT_ES256;
+	} else if (EVP_PKEY_is_a(pkey, "ED25519")) {
+		k->k_alg = JWT_EDDSA;
+	} else {
+		jwt_err(err, errlen, "unsupported key type (RSA, P-256 or Ed25519 only)");
+		goto fail;
+	}
+	k->k_pkey = pkey;
+	k->k_private = has_private;
+	if (jwk_thumbprint(pkey, k->k_kid) == -1) {
+		jwt_err(err, errlen, "cannot compute the key thumbprint");
+		k->k_pkey = NULL;
+		goto fail;
+	}
+	return k;
+fail:
+	EVP_PKEY_free(pkey);
+	jwt_key_free(k);
+	return NULL;
+}
+
+/* Encrypted PEM keys are refused rather than prompting on a terminal. */
+static int
+jwt_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf; (void)size; (void)rwflag; (void)u;
+	return -1;
+}
+
+struct jwt_key *
+jwt_key_from_pem(const char *pem, size_t len, char *err, size_t errlen)
+{
+	BIO *b;
+	EVP_PKEY *pkey;
+	int priv = 1;
+
+	if (len > JWT_MAX_KEYFILE || (b = BIO_new_mem_buf(pem, (int)len)) == NULL) {
+		jwt_err(err, errlen, "cannot read the PEM text");
+		return NULL;
+	}
+	pkey = PEM_read_bio_PrivateKey(b, NULL, jwt_no_passphrase, NULL);
+	if (pkey == NULL) {
+		priv = 0;
+		ERR_clear_error();
+		(void)BIO_reset(b);
+		pkey = PEM_read_bio_PUBKEY(b, NULL, jwt_no_passphrase, NULL);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (pkey == NULL) {
+		jwt_err(err, errlen, "not an unencrypted PEM private key or public key");
+		return NULL;
+	}
+	return jwt_key_wrap(pkey, priv, err, errlen);
+}
+
+/* Reads a whole small file. Returns malloc'd bytes (NUL-terminated, the caller frees) with
+ * *len set, or NULL with err set. */
+static char *
+jwt_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		jwt_err(err, errlen, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > JWT_MAX_KEYFILE) {
+		jwt_err(err, errlen, "not a regular file of at most 64 KiB");
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		goto fail;
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			jwt_err(err, errlen, "short read");
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*len = got;
+	close(fd);
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+/* The secret is the file's bytes without one trailing newline, so echo and editors work. */
+static struct jwt_key *
+jwt_key_secret_bytes(char *buf, size_t len, char *err, size_t errlen)
+{
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	return jwt_key_from_secret(buf, len, err, errlen);
+}
+
+static void
+jwt_err_file(char *err, size_t errlen, const char *path)
+{
+	char tmp[256];
+
+	if (err == NULL || errlen == 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s", err);
+	snprintf(err, errlen, "%s: %s", path, tmp);
+}
+
+struct jwt_key *
+jwt_key_load_secret(const char *path, char *err, size_t errlen)
+{
+	struct jwt_key *k;
+	char *buf;
+	size_t len;
+
+	if ((buf = jwt_read_file(path, &len, err, errlen)) == NULL) {
+		jwt_err_file(err, errlen, path);
+		return NULL;
+	}
+	k = jwt_key_secret_bytes(buf, len, err, errlen);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (k == NULL)
+		jwt_err_file(err, errlen, path);
+	return k;
+}
+
+struct jwt_key *
+jwt_key_load(const char *path, char *err, size_t errlen)
+{
+	struct jwt_key *k;
+	json_t *jwk = NULL;
+	char *buf;
+	size_t len, skip;
+
+	if ((buf = jwt_read_file(path, &len, err, errlen)) == NULL) {
+		jwt_err_file(err, errlen, path);
+		return NULL;
+	}
+	skip = strspn(buf, " \t\r\n");
+	if (strncmp(buf + skip, "-----BEGIN", 10) == 0)
+		k = jwt_key_from_pem(buf, len, err, errlen);
+	else if (buf[skip] == '{' &&
+	    (jwk = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL)
+		k = jwk_import(jwk, err, errlen);
+	else
+		k = jwt_key_secret_bytes(buf, len, err, errlen);
+	json_decref(jwk);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (k == NULL)
+		jwt_err_file(err, errlen, path);
+	return k;
+}
+
+json_t *
+jwt_key_jwk(const struct jwt_key *k)
+{
+	json_t *jwk;
+
+	if (k->k_pkey == NULL || (jwk = jwk_public(k->k_pkey)) == NULL)
+		return NULL;
+	if (json_object_set_new(jwk, "kid", json_string(k->k_kid)) == -1 ||
+	    json_object_set_new(jwk, "alg", json_string(jwt_alg_name(k->k_alg))) == -1 ||
+	    json_object_set_new(jwk, "use", json_string("sig")) == -1) {
+		json_decref(jwk);
+		return NULL;
+	}
+	return jwk;
+}
+
+/* ---- ECDSA signature forms ---- */
+
+/* JWS wants R||S, 32 bytes each; OpenSSL speaks DER. Converts DER to raw, refusing any
+ * integer that does not fit (the overflow HAProxy's converter had). */
+static int
+jwt_es256_from_der(const unsigned char *der, size_t len, unsigned char *raw)
+{
+	const unsigned char *p = der;
+	const BIGNUM *r, *s;
+	ECDSA_SIG *sig;
+	int ok;
+
+	if ((sig = d2i_ECDSA_SIG(NULL, &p, (long)len)) == NULL)
+		return -1;
+	ECDSA_SIG_get0(sig, &r, &s);
+	ok = p == der + len &&
+	    BN_bn2binpad(r, raw, JWT_ES256_HALF) == JWT_ES256_HALF &&
+	    BN_bn2binpad(s, raw + JWT_ES256_HALF, JWT_ES256_HALF) == JWT_ES256_HALF;
+	ECDSA_SIG_free(sig);
+	return ok ? 0 : -1;
+}
+
+/* Converts 64 raw bytes to DER. Returns the length written into der (room for 80), or -1. */
+static int
+jwt_es256_to_der(const unsigned char *raw, unsigned char *der)
+{
+	ECDSA_SIG *sig;
+	BIGNUM *r, *s;
+	unsigned char *p = der;
+	int len = -1;
+
+	if ((sig = ECDSA_SIG_new()) == NULL)
+		return -1;
+	r = BN_bin2bn(raw, JWT_ES256_HALF, NULL);
+	s = BN_bin2bn(raw + JWT_ES256_HALF, JWT_ES256_HALF, NULL);
+	if (r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
+		BN_free(r);
+		BN_free(s);
+		goto done;
+	}
+	if (i2d_ECDSA_SIG(sig, NULL) <= 80)
+		len = i2d_ECDSA_SIG(sig, &p);
+done:
+	ECDSA_SIG_free(sig);
+	return len;
+}
+
+/* ---- Signing ---- */
+
+int
+jwt_sign_input(const struct jwt_key *k, const char *input, size_t len, unsigned char *sig,
+    size_t *siglen)
+{
+	EVP_MD_CTX *md = NULL;
+	unsigned char der[JWT_MAX_SIG];
+	size_t n = sizeof(der);
+	int rc = -1;
+
+	if (!k->k_private)
+		return -1;
+	if (k->k_alg == JWT_HS256) {
+		if (jwt_hmac(k, input, len, sig) == -1)
+			return -1;
+		*siglen = JWT_HS256_LEN;
+		return 0;
+	}
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit_ex(md, NULL, k->k_alg == JWT_EDDSA ? NULL : "SHA256", NULL, NULL,
+	    k->k_pkey, NULL) != 1 ||
+	    EVP_DigestSign(md, NULL, &n, (const unsigned char *)input, len) != 1 ||
+	    n > sizeof(der) ||
+	    EVP_DigestSign(md, der, &n, (const unsigned char *)input, len) != 1)
+		goto done;
+	if (k->k_alg == JWT_ES256) {
+		if (jwt_es256_from_der(der, n, sig) == -1)
+			goto done;
+		*siglen = 2 * JWT_ES256_HALF;
+	} else {
+		memcpy(sig, der, n);
+		*siglen = n;
+	}
+	rc = 0;
+done:
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Appends the base64url of n bytes to out at *pos (room checked by the caller). */
+static void
+jwt_append_b64(char *out, size_t *pos, const void *in, size_t n)
+{
+	*pos += base64_encode(BASE64_URL, in, n, out + *pos);
+}
+
+char *
+jwt_sign(const struct jwt_key *k, json_t *claims)
+{
+	json_t *hdr = NULL;
+	char *h = NULL, *p = NULL, *tok = NULL;
+	unsigned char sig[JWT_MAX_SIG];
+	size_t hl, pl, siglen, pos = 0, cap;
+
+	hdr = json_pack("{s:s, s:s, s:s}", "alg", jwt_alg_name(k->k_alg), "typ", "JWT",
+	    "kid", k->k_kid);
+	if (hdr == NULL || (h = json_dumps(hdr, JSON_COMPACT)) == NULL ||
+	    (p = json_dumps(claims, JSON_COMPACT)) == NULL)
+		goto fail;
+	hl = strlen(h);
+	pl = strlen(p);
+	cap = base64_encoded_len(hl) + base64_encoded_len(pl) + base64_encoded_len(JWT_MAX_SIG) + 3;
+	if ((tok = malloc(cap)) == NULL)
+		goto fail;
+	jwt_append_b64(tok, &pos, h, hl);
+	tok[pos++] = '.';
+	jwt_append_b64(tok, &pos, p, pl);
+	if (jwt_sign_input(k, tok, pos, sig, &siglen) == -1)
+		goto fail;
+	tok[pos++] = '.';
+	jwt_append_b64(tok, &pos, sig, siglen);
+	tok[pos] = '\0';
+	json_decref(hdr);
+	free(h);
+	free(p);
+	return tok;
+fail:
+	json_decref(hdr);
+	free(h);
+	free(p);
+	free(tok);
+	return NULL;
+}
+
+/* ---- Parsing ---- */
+
+/* The three segments of a compact token. */
+struct jwt_parts {
+	const char	*hdr, *pay, *sig;
+	size_t		 hdrlen, paylen, siglen;
+};
+
+/* Exactly two dots: three segments (a JWE's five, or anything else, is malformed). */
+static int
+jwt_split(const char *t, size_t len, struct jwt_parts *p)
+{
+	const char *d1, *d2;
+
+	if ((d1 = memchr(t, '.', len)) == NULL ||
+	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - t))) == NULL ||
+	    memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - t)) != NULL)
+		return -1;
+	p->hdr = t;
+	p->hdrlen = (size_t)(d1 - t);
+	p->pay = d1 + 1;
+	p->paylen = (size_t)(d2 - p->pay);
+	p->sig = d2 + 1;
+	p->siglen = len - (size_t)(p->sig - t);
+	return 0;
+}
+
+/* Strict base64url of a JSON object without duplicate members. Returns a new reference or
+ * NULL. */
+static json_t *
+jwt_segment_json(const char *s, size_t n)
+{
+	unsigned char *buf;
+	size_t len;
+	json_t *j = NULL;
+
+	if (n == 0 || (buf = malloc(base64_decoded_max(n))) == NULL)
+		return NULL;
+	if (base64_decode(BASE64_URL, s, n, buf, &len) == 0)
+		j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+	free(buf);
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+int
+jwt_decode(const char *token, size_t len, json_t **header, json_t **payload,
+    unsigned char **sig, size_t *siglen, enum jwt_reason *why)
+{
+	struct jwt_parts p;
+
+	*header = *payload = NULL;
+	*sig = NULL;
+	if (len > JWT_MAX_TOKEN) {
+		*why = JWT_TOO_LARGE;
+		return -1;
+	}
+	*why = JWT_MALFORMED;
+	if (jwt_split(token, len, &p) == -1 ||
+	    (*header = jwt_segment_json(p.hdr, p.hdrlen)) == NULL ||
+	    (*payload = jwt_segment_json(p.pay, p.paylen)) == NULL ||
+	    (*sig = malloc(base64_decoded_max(p.siglen) + 1)) == NULL ||
+	    base64_decode(BASE64_URL, p.sig, p.siglen, *sig, siglen) == -1)
+		goto fail;
+	return 0;
+fail:
+	json_decref(*header);
+	json_decref(*payload);
+	free(*sig);
+	*header = *payload = NULL;
+	*sig = NULL;
+	return -1;
+}
+
+/* ---- Verification ---- */
+
+struct jwt_verifier *
+jwt_verifier_new(void)
+{
+	struct jwt_verifier *v;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return NULL;
+	v->v_leeway = JWT_DEFAULT_LEEWAY;
+	v->v_max_len = JWT_MAX_TOKEN;
+	return v;
+}
+
+void
+jwt_verifier_free(struct jwt_verifier *v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < v->v_nkeys; i++)
+		jwt_key_free(v->v_keys[i]);
+	free(v->v_issuer);
+	free(v->v_audience);
+	free(v);
+}
+
+int
+jwt_verifier_add_key(struct jwt_verifier *v, struct jwt_key *k)
+{
+	size_t i;
+
+	if (v->v_nkeys == JWT_MAX_KEYS)
+		return -1;
+	for (i = 0; i < v->v_nkeys; i++)
+		if (strcmp(v->v_keys[i]->k_kid, k->k_kid) == 0)
+			return -1;
+	v->v_keys[v->v_nkeys++] = k;
+	return 0;
+}
+
+size_t
+jwt_verifier_nkeys(const struct jwt_verifier *v)
+{
+	return v->v_nkeys;
+}
+
+const struct jwt_key *
+jwt_verifier_key(const struct jwt_verifier *v, size_t i)
+{
+	return i < v->v_nkeys ? v->v_keys[i] : NULL;
+}
+
+static int
+jwt_set_string(char **dst, const char *s)
+{
+	char *copy = NULL;
+
+	if (s != NULL && (copy = strdup(s)) == NULL)
+		return -1;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+int
+jwt_verifier_set_issuer(struct jwt_verifier *v, const char *issuer)
+{
+	return jwt_set_string(&v->v_issuer, issuer);
+}
+
+int
+jwt_verifier_set_audience(struct jwt_verifier *v, const char *audience)
+{
+	return jwt_set_string(&v->v_audience, audience);
+}
+
+void
+jwt_verifier_set_leeway(struct jwt_verifier *v, long seconds)
+{
+	v->v_leeway = seconds < 0 ? 0 : seconds;
+}
+
+void
+jwt_verifier_set_max_len(struct jwt_verifier *v, size_t max)
+{
+	v->v_max_len = max;
+}
+
+/*
+ * Chooses the key from the header. The algorithm must be spelled exactly as one of ours
+ * ("none", "None", "nOnE" and "hs256" are all simply unknown), must be the algorithm of a
+ * configured key, and the kid, when present, must name that very key: so a public key can
+ * never be used as an HMAC secret.
+ */
+static enum jwt_reason
+jwt_choose_key(const struct jwt_verifier *v, json_t *hdr, const struct jwt_key **out)
+{
+	const struct jwt_key *k, *found = NULL;
+	json_t *alg, *kid, *typ;
+	enum jwt_alg a;
+	size_t i, nalg = 0;
+
+	if (json_object_get(hdr, "crit") != NULL)
+		return JWT_UNSUPPORTED_HEADER;	/* we understand no extension */
+	typ = json_object_get(hdr, "typ");
+	if (typ != NULL && (!json_is_string(typ) || (strcasecmp(json_string_value(typ), "JWT") != 0 &&
+	    strcasecmp(json_string_value(typ), "application/jwt") != 0)))
+		return JWT_UNSUPPORTED_HEADER;
+	if (!json_is_string(alg = json_object_get(hdr, "alg")))
+		return JWT_MALFORMED;
+	for (a = JWT_HS256; a <= JWT_EDDSA; a++)
+		if (strcmp(json_string_value(alg), jwt_alg_names[a]) == 0)
+			break;
+	if (a > JWT_EDDSA)
+		return JWT_ALG_NOT_ALLOWED;
+	for (i = 0; i < v->v_nkeys; i++)
+		if (v->v_keys[i]->k_alg == a) {
+			nalg++;
+			found = v->v_keys[i];
+		}
+	if (nalg == 0)
+		return JWT_ALG_NOT_ALLOWED;
+	kid = json_object_get(hdr, "kid");
+	if (kid == NULL) {
+		/* Without a kid only an unambiguous choice is made; we never try keys in turn. */
+		if (nalg > 1)
+			return JWT_UNKNOWN_KEY;
+		*out = found;
+		return JWT_VALID;
+	}
+	if (!json_is_string(kid))
+		return JWT_MALFORMED;
+	for (i = 0; i < v->v_nkeys; i++) {
+		k = v->v_keys[i];
+		if (strcmp(k->k_kid, json_string_value(kid)) != 0)
+			continue;
+		if (k->k_alg != a)
+			return JWT_ALG_NOT_ALLOWED;
+		*out = k;
+		return JWT_VALID;
+	}
+	return JWT_UNKNOWN_KEY;
+}
+
+/* Returns 1 for a good signature, 0 for a bad one, -1 when it could not be checked. */
+static int
+jwt_check_signature(const struct jwt_key *k, const char *input, size_t len,
+    const unsigned char *sig, size_t siglen)
+{
+	EVP_MD_CTX *md = NULL;
+	unsigned char mac[JWT_HS256_LEN], der[80];
+	const unsigned char *s = sig;
+	int n, rc;
+
+	switch (k->k_alg) {
+	case JWT_HS256:
+		if (siglen != JWT_HS256_LEN)
+			return 0;
+		if (jwt_hmac(k, input, len, mac) == -1)
+			return -1;
+		/* Constant time: a byte-by-byte compare leaks the MAC (CVE-2024-25189). */
+		return CRYPTO_memcmp(mac, sig, JWT_HS256_LEN) == 0;
+	case JWT_RS256:
+		if (siglen != (size_t)EVP_PKEY_get_size(k->k_pkey))
+			return 0;
+		break;
+	case JWT_ES256:
+		/* Only the 64-byte JWS form; a DER signature is not a JWS ES256 signature. */
+		if (siglen != 2 * JWT_ES256_HALF)
+			return 0;
+		if ((n = jwt_es256_to_der(sig, der)) <= 0)
+			return -1;
+		s = der;
+		siglen = (size_t)n;
+		break;
+	case JWT_EDDSA:
+		if (siglen != 64)
+			return 0;
+		break;
+	}
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit_ex(md, NULL, k->k_alg == JWT_EDDSA ? NULL : "SHA256", NULL, NULL,
+	    k->k_pkey, NULL) != 1) {
+		rc = -1;
+		goto done;
+	}
+	rc = EVP_DigestVerify(md, s, siglen, (const unsigned char *)input, len) == 1;
+done:
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return rc;
+}
+
+/* A NumericDate: a JSON number. Returns 1 when present (value in *t), 0 when absent, -1 when
+ * of the wrong type. */
+static int
+jwt_claim_time(json_t *claims, const char *name, double *t)
+{
+	json_t *j = json_object_get(claims, name);
+
+	if (j == NULL)
+		return 0;
+	if (!json_is_number(j))
+		return -1;
+	*t = json_number_value(j);
+	return 1;
+}
+
+static int
+jwt_audience_ok(json_t *aud, const char *want)
+{
+	json_t *a;
+	size_t i;
+
+	if (json_is_string(aud))
+		return strcmp(json_string_value(aud), want) == 0;
+	if (!json_is_array(aud))
+		return 0;
+	json_array_foreach(aud, i, a)
+		if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
+			return 1;
+	return 0;
+}
+
+static enum jwt_reason
+jwt_check_claims(const struct jwt_verifier *v, json_t *c, time_t now)
+{
+	double exp, nbf, iat, t = (double)now, lw = (double)v->v_leeway;
+	json_t *iss, *aud, *s;
+	int has_nbf, has_iat;
+
+	if (jwt_claim_time(c, "exp", &exp) != 1 ||
+	    (has_nbf = jwt_claim_time(c, "nbf", &nbf)) == -1 ||
+	    (has_iat = jwt_claim_time(c, "iat", &iat)) == -1)
+		return JWT_BAD_CLAIMS;
+	if (((s = json_object_get(c, "jti")) != NULL && !json_is_string(s)) ||
+	    ((s = json_object_get(c, "sub")) != NULL && !json_is_string(s)))
+		return JWT_BAD_CLAIMS;
+	if (t >= exp + lw)
+		return JWT_EXPIRED;
+	if ((has_nbf && t + lw < nbf) || (has_iat && t + lw < iat))
+		return JWT_NOT_YET_VALID;
+	iss = json_object_get(c, "iss");
+	if (v->v_issuer != NULL && (!json_is_string(iss) ||
+	    strcmp(json_string_value(iss), v->v_issuer) != 0))
+		return JWT_WRONG_ISSUER;
+	/* RFC 7519 4.1.3: a token with an audience is refused by anyone not in it. */
+	aud = json_object_get(c, "aud");
+	if (v->v_audience != NULL ? !jwt_audience_ok(aud, v->v_audience) : aud != NULL)
+		return JWT_WRONG_AUDIENCE;
+	return JWT_VALID;
+}
+
+int
+jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t now,
+    enum jwt_reason *why, json_t **claims)
+{
+	struct jwt_parts p;
+	const struct jwt_key *k = NULL;
+	json_t *hdr = NULL, *pay = NULL;
+	unsigned char *sig = NULL;
+	size_t siglen;
+	int rc = 0, ok;
+
+	if (claims != NULL)
+		*claims = NULL;
+	*why = JWT_TOO_LARGE;
+	if (len > v->v_max_len)
+		goto done;
+	*why = JWT_MALFORMED;
+	if (jwt_split(token, len, &p) == -1 || (hdr = jwt_segment_json(p.hdr, p.hdrlen)) == NULL)
+		goto done;
+	if ((*why = jwt_choose_key(v, hdr, &k)) != JWT_VALID)
+		goto done;
+	*why = JWT_MALFORMED;
+	if ((sig = malloc(base64_decoded_max(p.siglen) + 1)) == NULL) {
+		rc = -1;
+		goto done;
+	}
+	if (base64_decode(BASE64_URL, p.sig, p.siglen, sig, &siglen) == -1)
+		goto done;
+	/* The signing input is the first two segments exactly as received. */
+	if ((ok = jwt_check_signature(k, token, (size_t)(p.sig - 1 - token), sig, siglen)) == -1) {
+		rc = -1;
+		goto done;
+	}
+	*why = JWT_BAD_SIGNATURE;
+	if (!ok)
+		goto done;
+	/* Only signed bytes reach the claims parser. */
+	*why = JWT_MALFORMED;
+	if ((pay = jwt_segment_json(p.pay, p.paylen)) == NULL)
+		goto done;
+	if ((*why = jwt_check_claims(v, pay, now)) == JWT_VALID && claims != NULL) {
+		*claims = pay;
+		pay = NULL;
+	}
+done:
+	json_decref(hdr);
+	json_decref(pay);
+	free(sig);
+	return rc;
+}

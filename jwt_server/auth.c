@@ -1,0 +1,176 @@
+/*
+ * Authentication of a request by its token: where the token is taken from (the Authorization
+ * header, else the access_token cookie), verification, the deny-list, and the one table that
+ * turns every verification reason into an HTTP answer (RFC 6750 section 3).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bearer.h"
+#include "cookie.h"
+#include "log.h"
+#include "jwtsrv.h"
+
+#define AUTH_COOKIE_MAX	(BEARER_MAX_TOKEN + 256)
+#define AUTH_MAX_JTI	128
+
+/* How each rejection is answered. Every one is a 401 with error="invalid_token" in
+ * WWW-Authenticate; the body's code is finer for the two a client can act on. */
+static const struct {
+	int		 status;
+	const char	*code;
+} auth_reasons[JWT_NREASONS] = {
+	[JWT_TOO_LARGE] = { 401, "invalid_token" },
+	[JWT_MALFORMED] = { 401, "invalid_token" },
+	[JWT_UNSUPPORTED_HEADER] = { 401, "invalid_token" },
+	[JWT_ALG_NOT_ALLOWED] = { 401, "invalid_token" },
+	[JWT_UNKNOWN_KEY] = { 401, "invalid_token" },
+	[JWT_BAD_SIGNATURE] = { 401, "invalid_token" },
+	[JWT_BAD_CLAIMS] = { 401, "invalid_token" },
+	[JWT_EXPIRED] = { 401, "token_expired" },
+	[JWT_NOT_YET_VALID] = { 401, "invalid_token" },
+	[JWT_WRONG_ISSUER] = { 401, "invalid_token" },
+	[JWT_WRONG_AUDIENCE] = { 401, "invalid_token" },
+	[JWT_REVOKED] = { 401, "token_revoked" },
+};
+
+/* A request whose token is being looked up in the deny-list. */
+enum auth_state { AUTH_CHECKING_DENYLIST };
+
+struct auth_req {
+	enum auth_state	 ar_state;
+	struct http_req	*ar_req;
+	json_t		*ar_claims;
+	auth_next_fn	 ar_next;
+};
+
+void
+auth_set_cookie(struct http_req *r, const char *token, long max_age)
+{
+	struct cookie_attrs a = {
+		.max_age = token ? max_age : 0,
+		.secure = r->secure,
+		.http_only = 1,
+		.same_site = "Lax",
+		.path = "/",
+	};
+	char buf[AUTH_COOKIE_MAX];
+
+	if (cookie_build(buf, sizeof(buf), JWTSRV_COOKIE, token ? token : "", &a) == 0)
+		http_add_header(r, "Set-Cookie", buf);
+	else
+		log_warnx("%s: cannot build the cookie", __func__);
+}
+
+/* 401 without a token: RFC 6750 3.1 says no error code then. */
+static void
+auth_reply_missing(struct http_req *r)
+{
+	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"" JWTSRV_REALM "\"");
+	http_auth_failure(r, "not_authenticated");
+	http_reply_error(r, 401, "not_authenticated",
+	    "Send a token in Authorization: Bearer or the access_token cookie (POST /login).");
+}
+
+static void
+auth_reply_reason(struct http_req *r, enum jwt_reason why)
+{
+	char hdr[256];
+
+	snprintf(hdr, sizeof(hdr), "Bearer realm=\"%s\", error=\"invalid_token\", "
+	    "error_description=\"%s\"", JWTSRV_REALM, jwt_reason_text(why));
+	http_add_header(r, "WWW-Authenticate", hdr);
+	http_auth_failure(r, jwt_reason_code(why));
+	http_reply_error(r, auth_reasons[why].status, auth_reasons[why].code, jwt_reason_text(why));
+}
+
+static void
+auth_reply_unavailable(struct http_req *r)
+{
+	http_auth_failure(r, "store_unavailable");
+	http_reply_error(r, 503, "store_unavailable",
+	    "The revocation list cannot be reached, so the token cannot be checked; try again.");
+}
+
+static void
+auth_denylist_done(void *arg, enum revoke_result res)
+{
+	struct auth_req *ar = arg;
+
+	switch (res) {
+	case REVOKE_NO:
+		ar->ar_next(ar->ar_req, ar->ar_claims);
+		ar->ar_claims = NULL;
+		break;
+	case REVOKE_YES:
+		auth_reply_reason(ar->ar_req, JWT_REVOKED);
+		break;
+	case REVOKE_UNAVAILABLE:
+		auth_reply_unavailable(ar->ar_req);
+		break;
+	}
+	json_decref(ar->ar_claims);
+	free(ar);
+}
+
+void
+auth_request(struct http_req *r, auth_next_fn next)
+{
+	char cookie[BEARER_MAX_TOKEN + 1];
+	const char *hdr, *tok;
+	struct auth_req *ar;
+	enum jwt_reason why;
+	json_t *claims = NULL, *jti;
+	size_t len;
+	int n;
+
+	if ((hdr = http_header(r, "Authorization")) != NULL) {
+		/* A header that is there but is no Bearer token is a bad token, not a missing one. */
+		if ((tok = bearer_parse(hdr, &len)) == NULL) {
+			auth_reply_reason(r, JWT_MALFORMED);
+			return;
+		}
+	} else if ((hdr = http_header(r, "Cookie")) != NULL &&
+	    (n = cookie_get(hdr, JWTSRV_COOKIE, cookie, sizeof(cookie))) > 0) {
+		tok = cookie;
+		len = (size_t)n;
+	} else {
+		auth_reply_missing(r);
+		return;
+	}
+	if (jwt_verify(jwtsrv.js_verifier, tok, len, time(NULL), &why, &claims) == -1) {
+		http_reply_error(r, 503, "busy", "The token could not be checked; try again.");
+		return;
+	}
+	if (why != JWT_VALID) {
+		auth_reply_reason(r, why);
+		return;
+	}
+	if (!jwtsrv.js_revocation) {
+		next(r, claims);
+		return;
+	}
+	/* Revocation works by jti: a token without one could never be revoked. */
+	jti = json_object_get(claims, "jti");
+	if (!json_is_string(jti) || json_string_length(jti) == 0 ||
+	    json_string_length(jti) > AUTH_MAX_JTI) {
+		json_decref(claims);
+		auth_reply_reason(r, JWT_BAD_CLAIMS);
+		return;
+	}
+	if ((ar = calloc(1, sizeof(*ar))) == NULL) {
+		json_decref(claims);
+		http_reply_error(r, 503, "busy", "The server is out of memory; try again.");
+		return;
+	}
+	ar->ar_state = AUTH_CHECKING_DENYLIST;
+	ar->ar_req = r;
+	ar->ar_claims = claims;
+	ar->ar_next = next;
+	if (revoke_check(r->thr, json_string_value(jti), auth_denylist_done, ar) == -1) {
+		json_decref(claims);
+		free(ar);
+		auth_reply_unavailable(r);
+	}
+}

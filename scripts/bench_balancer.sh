@@ -1,0 +1,130 @@
+#!/bin/sh
+# Benchmarks bin/balancer against HAProxy and nginx, side by side in one run, in front of the
+# same three trivial backends (three one-worker nginx instances answering "ok"). Loopback only;
+# every process is started here in a temp dir and stopped at the end.
+# Usage: scripts/bench_balancer.sh [BALANCER_BINARY]
+# Environment: DURATION (seconds per run, default 10), CONNS (default 50), WRK_THREADS (default 2),
+# LB_THREADS (balancer threads for an extra run, default 2; 0 skips it).
+set -eu
+BAL=${1:-bin/balancer}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+WRK_THREADS=${WRK_THREADS:-2}
+LB_THREADS=${LB_THREADS:-2}
+for tool in wrk haproxy nginx python3; do
+	command -v $tool >/dev/null || { echo "bench_balancer: $tool is missing" >&2; exit 1; }
+done
+[ -x "$BAL" ] || { echo "bench_balancer: no $BAL (run make)" >&2; exit 1; }
+BAL=$(cd "$(dirname "$BAL")" && pwd)/$(basename "$BAL")
+
+T=$(mktemp -d /tmp/bench_balancer.XXXXXX)
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+	python3 - "$1" <<'PY'
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("nothing listens on port " + sys.argv[1])
+PY
+}
+nginx_conf() {	# name, body of the http block
+	mkdir -p "$T/$1"
+	cat > "$T/$1/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $T/$1/nginx.pid;
+error_log $T/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $T/$1;
+	proxy_temp_path $T/$1;
+	fastcgi_temp_path $T/$1;
+	uwsgi_temp_path $T/$1;
+	scgi_temp_path $T/$1;
+	keepalive_requests 1000000;
+	$2
+}
+CONF
+}
+
+B1=$(port); B2=$(port); B3=$(port)
+for b in $B1 $B2 $B3; do
+	nginx_conf "backend$b" "server { listen 127.0.0.1:$b; location / { return 200 \"ok\\n\"; } }"
+	nginx -p "$T/backend$b" -c "$T/backend$b/nginx.conf" 2>/dev/null &
+	PIDS="$PIDS $!"
+done
+for b in $B1 $B2 $B3; do wait_port $b; done
+
+HP=$(port)
+cat > "$T/haproxy.cfg" <<CONF
+global
+	nbthread 1
+	maxconn 10000
+defaults
+	mode http
+	timeout connect 2s
+	timeout client 30s
+	timeout server 30s
+	http-reuse always
+frontend fe
+	bind 127.0.0.1:$HP
+	default_backend be
+backend be
+	balance roundrobin
+	server s1 127.0.0.1:$B1
+	server s2 127.0.0.1:$B2
+	server s3 127.0.0.1:$B3
+CONF
+haproxy -f "$T/haproxy.cfg" -db >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+
+NP=$(port)
+nginx_conf proxy "upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; }
+	server { listen 127.0.0.1:$NP; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -p "$T/proxy" -c "$T/proxy/nginx.conf" 2>/dev/null &
+PIDS="$PIDS $!"
+
+LP=$(port)
+"$BAL" --listen 127.0.0.1:$LP --backend 127.0.0.1:$B1 --backend 127.0.0.1:$B2 \
+    --backend 127.0.0.1:$B3 --threads 1 --quiet 2>"$T/balancer.log" &
+PIDS="$PIDS $!"
+if [ "$LB_THREADS" -gt 1 ]; then
+	LP2=$(port)
+	"$BAL" --listen 127.0.0.1:$LP2 --backend 127.0.0.1:$B1 --backend 127.0.0.1:$B2 \
+	    --backend 127.0.0.1:$B3 --threads "$LB_THREADS" --quiet 2>"$T/balancer2.log" &
+	PIDS="$PIDS $!"
+	wait_port $LP2
+fi
+wait_port $HP; wait_port $NP; wait_port $LP
+
+run() {	# label, port
+	curl -sf "http://127.0.0.1:$2/" >/dev/null || { echo "bench_balancer: $1 does not answer" >&2; exit 1; }
+	wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$2/" > "$T/wrk.out"
+	rps=$(awk '/^Requests\/sec/ {print $2}' "$T/wrk.out")
+	p50=$(awk '$1 == "50%" {print $2}' "$T/wrk.out")
+	p99=$(awk '$1 == "99%" {print $2}' "$T/wrk.out")
+	errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$T/wrk.out")
+	printf '%-22s %12s %10s %10s  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+}
+echo "wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, three nginx backends, $(nproc) CPUs"
+printf '%-22s %12s %10s %10s\n' proxy "requests/s" p50 p99
+run "balancer (1 thread)" $LP
+run "haproxy (nbthread 1)" $HP
+run "nginx (1 worker)" $NP
+[ "$LB_THREADS" -gt 1 ] && run "balancer ($LB_THREADS threads)" $LP2
+exit 0

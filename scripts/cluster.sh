@@ -1,0 +1,599 @@
+#!/usr/bin/env bash
+# Starts, inspects and stops a demo cluster on loopback: N login servers of one variant behind a
+# round-robin balancer over HTTPS (ours, HAProxy or nginx, configured from the same backend list),
+# plus a private redis-server when the variant needs one. Everything it makes (certificates, users,
+# keys, configs, logs, pid files, cluster.env) lives in one run directory, and `down` stops
+# everything it started. Run with --help for usage.
+set -euo pipefail
+LIB_PROG=cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke"
+# Demo users, their roles and passwords. The passwords are for the classroom and the tests only.
+DEMO_USERS="alice bob carol"
+declare -A U_NAME=([alice]="Alice Liddell" [bob]="Bob Baker" [carol]="Carol Cooper")
+declare -A U_ROLE=([alice]=admin [bob]=user [carol]=user)
+declare -A U_PASS=([alice]=alice-password [bob]=bob-password [carol]=carol-password)
+# scrypt cost of the demo users' hashes: 2^14 keeps a login around 50 ms so the class does not wait;
+# OWASP's 2^17 (the default of `authctl useradd`) is what a real deployment uses.
+USERS_LN=${CLUSTER_LN:-14}
+
+usage() {
+	cat <<EOF
+usage: scripts/cluster.sh up VARIANT [--instances N] [--balancer ours|haproxy|nginx]
+                          [--dir RUNDIR] [--port PORT] [--quiet]
+       scripts/cluster.sh down [--dir RUNDIR]
+       scripts/cluster.sh status [--dir RUNDIR]
+       scripts/cluster.sh logs [--dir RUNDIR] [NAME]
+       scripts/cluster.sh stop-server NAME [--dir RUNDIR]
+       scripts/cluster.sh start-server NAME [--dir RUNDIR]
+
+Variants: $VARIANTS
+  session-memory    session_server --store memory (sessions break on every hop)
+  session-sticky    the same, with a sticky balancer (works until that server dies)
+  session-redis     session_server --store redis:// (one shared store)
+  jwt-hs256         jwt_server with a shared HS256 secret
+  jwt-es256         jwt_server with a shared P-256 key pair (ES256)
+  jwt-hs256-revoke  jwt-hs256 plus a Redis deny-list consulted on every request
+
+up starts N instances (default 3) named app1..appN on free loopback ports, the balancer on
+--port (default: a free port) over HTTPS, and redis-server when the variant needs it. The run
+directory (default ./run/VARIANT) gets tls/ca.pem, users.json, credentials.txt (username:password
+lines for loadgen), keys/, logs/, pids/ and cluster.env (BALANCER_URL, CA, ports, pids, ...).
+Without --dir, down, status and logs act on every cluster under ./run.
+Programs come from \$AUTH_BIN (default: <repo>/bin).
+EOF
+}
+
+# ---- helpers on a run directory -------------------------------------------------------------
+
+# Starts one program in the background with its output in logs/NAME.log and records its pid and
+# its command line (so start-server can start it again). Usage: cluster_spawn NAME ARGV...
+cluster_spawn() {
+	local name=$1
+	shift
+	printf '%q ' "$@" >"$RUNDIR/cmds/$name"
+	"$@" >>"$RUNDIR/logs/$name.log" 2>&1 </dev/null &
+	echo "$! ${1##*/}" >"$RUNDIR/pids/$name.pid"
+}
+
+# Prints "PID:PROGRAM" for the named pid files (all when none are named).
+cluster_pidwords() {
+	local f pid prog
+	for f in "$@"; do
+		[ -r "$f" ] || continue
+		read -r pid prog <"$f" || continue
+		echo "$pid:$prog"
+	done
+}
+
+cluster_wait() {
+	local name=$1 port=$2 pid prog
+	read -r pid prog <"$RUNDIR/pids/$name.pid"
+	if ! lib_wait_port "$port" "$pid" "$prog" "${CLUSTER_START_TIMEOUT:-20}"; then
+		echo "cluster.sh: $name ($prog) did not start listening on 127.0.0.1:$port; its log:" >&2
+		tail -n 20 "$RUNDIR/logs/$name.log" >&2 || true
+		return 1
+	fi
+}
+
+# Stops everything started in RUNDIR: balancer first (no new traffic), then the servers, then Redis.
+cluster_stop_dir() {
+	local dir=$1 words
+	[ -d "$dir/pids" ] || return 0
+	words=$(cluster_pidwords "$dir/pids/balancer.pid")
+	# nginx's workers too, in case its master has to be killed and cannot take them along.
+	[ -z "$words" ] || words="$words $({ pgrep -P "${words%%:*}" || true; } | sed "s/\$/:${words#*:}/" | tr '\n' ' ')"
+	[ -z "${words// /}" ] || lib_stop 10 $words
+	words=$(cluster_pidwords "$dir"/pids/app*.pid)
+	[ -z "$words" ] || lib_stop 15 $words
+	words=$(cluster_pidwords "$dir/pids/redis.pid")
+	[ -z "$words" ] || lib_stop 10 $words
+	rm -f "$dir"/pids/*.pid
+}
+
+cluster_any_alive() {
+	local w
+	for w in $(cluster_pidwords "$1"/pids/*.pid); do
+		lib_alive "${w%%:*}" "${w#*:}" && return 0
+	done
+	return 1
+}
+
+# Run directories that commands without --dir act on.
+cluster_dirs() {
+	local d
+	if [ -n "${DIR:-}" ]; then
+		echo "$DIR"
+		return
+	fi
+	for d in "$PWD"/run/*/; do
+		[ -e "$d/cluster.env" ] || [ -d "$d/pids" ] && echo "${d%/}"
+	done
+	return 0
+}
+
+need_bin() {
+	[ -x "$1" ] || lib_die "$1 not found: build it (make) or set AUTH_BIN"
+}
+
+# ---- up -------------------------------------------------------------------------------------
+
+# TLS material from scripts/mkcert.sh: a local CA (clients use it with --cacert, never -k) and
+# a certificate for localhost and 127.0.0.1.
+cluster_certs() {
+	local d=$RUNDIR/tls f
+	"$LIB_ROOT/scripts/mkcert.sh" "$d" >"$RUNDIR/logs/mkcert.log" 2>&1 ||
+		{ cat "$RUNDIR/logs/mkcert.log" >&2; lib_die "scripts/mkcert.sh failed"; }
+	CA=$d/ca.pem CERT='' KEY_PEM=''
+	for f in server.pem cert.pem localhost.pem server.crt localhost.crt; do
+		[ -z "$CERT" ] && [ -f "$d/$f" ] && CERT=$d/$f
+	done
+	for f in server-key.pem server.key key.pem localhost-key.pem localhost.key; do
+		[ -z "$KEY_PEM" ] && [ -f "$d/$f" ] && KEY_PEM=$d/$f
+	done
+	[ -f "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY_PEM" ] ||
+		lib_die "scripts/mkcert.sh did not leave ca.pem, a certificate and a key in $d"
+}
+
+cluster_users() {
+	local u
+	: >"$RUNDIR/credentials.txt"
+	chmod 600 "$RUNDIR/credentials.txt"
+	for u in $DEMO_USERS; do
+		printf '%s\n' "${U_PASS[$u]}" | "$AUTH_BIN/authctl" useradd --users "$RUNDIR/users.json" \
+			--ln "$USERS_LN" --name "${U_NAME[$u]}" --email "$u@example.com" --role "${U_ROLE[$u]}" \
+			"$u" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
+			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl useradd $u failed"; }
+		printf '%s:%s\n' "$u" "${U_PASS[$u]}" >>"$RUNDIR/credentials.txt"
+	done
+}
+
+cluster_redis() {
+	mkdir -p "$RUNDIR/redis"
+	cluster_spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUNDIR/redis" \
+		--save "" --appendonly no --daemonize no --protected-mode yes
+	cluster_wait redis "$REDIS_PORT"
+	REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+}
+
+# The servers' argv, minus --listen and --id.
+cluster_server_argv() {
+	case $VARIANT in
+	session-memory | session-sticky)
+		SERVER_ARGV=("$AUTH_BIN/session_server" --users "$RUNDIR/users.json" --store memory) ;;
+	session-redis)
+		SERVER_ARGV=("$AUTH_BIN/session_server" --users "$RUNDIR/users.json" --store "$REDIS_URL") ;;
+	jwt-hs256)
+		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --secret-file "$KEYFILE") ;;
+	jwt-hs256-revoke)
+		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --secret-file "$KEYFILE"
+			--revocation "$REDIS_URL") ;;
+	jwt-es256)
+		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --key "$KEYFILE") ;;
+	esac
+	# Extra flags for every instance, e.g. CLUSTER_SERVER_ARGS="--idle-timeout 60".
+	if [ -n "${CLUSTER_SERVER_ARGS:-}" ]; then
+		# shellcheck disable=SC2206 # word splitting is the point
+		SERVER_ARGV+=($CLUSTER_SERVER_ARGS)
+	fi
+}
+
+cluster_balancer_ours() {
+	local args=() i
+	for i in $(seq 1 "$INSTANCES"); do
+		args+=(--backend "127.0.0.1:${PORTS[$i]}")
+	done
+	[ "$STICKY" = 1 ] && args+=(--sticky)
+	cluster_spawn balancer "$AUTH_BIN/balancer" --tls-listen "127.0.0.1:$PORT" --cert "$CERT" \
+		--key "$KEY_PEM" --admin "127.0.0.1:$ADMIN_PORT" --health-interval 500 "${args[@]}"
+	ADMIN_URL=http://127.0.0.1:$ADMIN_PORT/status
+}
+
+# HAProxy from the same backend list: TLS bind with a combined pem, per-request round robin,
+# pooled server connections, forwarded headers, active checks on /healthz, and for the sticky
+# variant a balancer-inserted SERVERID cookie.
+cluster_balancer_haproxy() {
+	local cfg=$RUNDIR/haproxy.cfg i
+	command -v haproxy >/dev/null || lib_die "haproxy is not installed (scripts/deps.sh test)"
+	cat "$CERT" "$KEY_PEM" >"$RUNDIR/tls/haproxy.pem"
+	chmod 600 "$RUNDIR/tls/haproxy.pem"
+	{
+		cat <<EOF
+# Generated by scripts/cluster.sh for $VARIANT; run in the foreground: haproxy -db -f $cfg
+global
+	nbthread 1
+	log stderr format short local0 info
+	ssl-default-bind-options ssl-min-ver TLSv1.2
+
+defaults
+	mode http
+	log global
+	option httplog
+	timeout connect 2s
+	timeout client 30s
+	timeout server 30s
+	timeout http-request 10s
+	retries 2
+	# A server that refuses a connection is retried on another one at once.
+	option redispatch 1
+	option forwardfor
+
+frontend demo
+	bind 127.0.0.1:$PORT ssl crt $RUNDIR/tls/haproxy.pem alpn http/1.1
+	http-request set-header X-Forwarded-Proto https
+	default_backend app
+
+frontend stats
+	bind 127.0.0.1:$ADMIN_PORT
+	stats enable
+	stats uri /status
+	stats refresh 2s
+
+backend app
+	balance roundrobin
+	http-reuse always
+	option httpchk GET /healthz
+	http-check expect status 200
+	default-server inter 500ms fall 2 rise 2
+EOF
+		[ "$STICKY" = 1 ] && printf '\tcookie SERVERID insert indirect nocache httponly secure\n'
+		for i in $(seq 1 "$INSTANCES"); do
+			printf '\tserver app%s 127.0.0.1:%s check' "$i" "${PORTS[$i]}"
+			[ "$STICKY" = 1 ] && printf ' cookie app%s' "$i"
+			printf '\n'
+		done
+	} >"$cfg"
+	haproxy -c -q -f "$cfg" >"$RUNDIR/logs/haproxy-check.log" 2>&1 ||
+		{ cat "$RUNDIR/logs/haproxy-check.log" >&2; lib_die "haproxy rejected $cfg"; }
+	cluster_spawn balancer haproxy -db -f "$cfg"
+	ADMIN_URL=http://127.0.0.1:$ADMIN_PORT/status
+}
+
+# nginx from the same backend list, as a non-daemon child with every path in the run directory.
+# nginx OSS has no sticky cookie (that is NGINX Plus's `sticky cookie`): the sticky variant uses
+# ip_hash, which pins a client *address* to a server. On loopback every client is pinned to the
+# same server, and behind a NAT so is a whole classroom; the failover story is the same.
+cluster_balancer_nginx() {
+	local d=$RUNDIR/nginx i
+	command -v nginx >/dev/null || lib_die "nginx is not installed (scripts/deps.sh test)"
+	mkdir -p "$d/tmp"
+	{
+		cat <<EOF
+# Generated by scripts/cluster.sh for $VARIANT; run: nginx -p $d -e $RUNDIR/logs/nginx-error.log -c $d/nginx.conf
+daemon off;
+master_process on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $RUNDIR/logs/nginx-error.log notice;
+events { worker_connections 1024; }
+http {
+	log_format upstream '\$remote_addr "\$request" \$status upstream=\$upstream_addr rt=\$request_time';
+	access_log $RUNDIR/logs/nginx-access.log upstream;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	client_max_body_size 16k;
+	upstream app {
+EOF
+		[ "$STICKY" = 1 ] && printf '\t\tip_hash;\n'
+		for i in $(seq 1 "$INSTANCES"); do
+			printf '\t\tserver 127.0.0.1:%s max_fails=1 fail_timeout=5s;\n' "${PORTS[$i]}"
+		done
+		cat <<EOF
+		keepalive 16;
+	}
+	server {
+		listen 127.0.0.1:$PORT ssl;
+		ssl_certificate $CERT;
+		ssl_certificate_key $KEY_PEM;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / {
+			proxy_pass http://app;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+			proxy_connect_timeout 2s;
+			proxy_read_timeout 30s;
+			# GETs that fail to connect go to the next server; a POST is never re-sent.
+			proxy_next_upstream error timeout;
+		}
+	}
+	server {
+		listen 127.0.0.1:$ADMIN_PORT;
+		location = /status { stub_status; }
+	}
+}
+EOF
+	} >"$d/nginx.conf"
+	nginx -t -q -p "$d" -e "$RUNDIR/logs/nginx-error.log" -c "$d/nginx.conf" \
+		>"$RUNDIR/logs/nginx-check.log" 2>&1 ||
+		{ cat "$RUNDIR/logs/nginx-check.log" >&2; lib_die "nginx rejected $d/nginx.conf"; }
+	cluster_spawn balancer nginx -p "$d" -e "$RUNDIR/logs/nginx-error.log" -c "$d/nginx.conf"
+	ADMIN_URL=http://127.0.0.1:$ADMIN_PORT/status
+}
+
+# Asks GET /healthz through the balancer until every instance has answered (or, for nginx's
+# ip_hash, until one has), so `up` returns only when the cluster really serves.
+cluster_ready() {
+	local seen=" " want=$INSTANCES i=0 who code hdr
+	[ "$STICKY" = 1 ] && [ "$BALANCER" = nginx ] && want=1
+	hdr=$RUNDIR/logs/.ready-headers
+	while [ "$i" -lt $((${CLUSTER_START_TIMEOUT:-20} * 10)) ]; do
+		code=$(curl -s -o /dev/null -D "$hdr" -w '%{http_code}' --max-time 2 --cacert "$CA" \
+			"https://127.0.0.1:$PORT/healthz" 2>/dev/null) || code=000
+		if [ "$code" = 200 ]; then
+			who=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Ss]erved-[Bb]y: *//p' | head -n 1)
+			case "$seen" in *" $who "*) ;; *) [ -n "$who" ] && seen="$seen$who " ;; esac
+			[ "$(echo $seen | wc -w)" -ge "$want" ] && { rm -f "$hdr"; return 0; }
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	rm -f "$hdr"
+	echo "cluster.sh: the balancer did not reach all $want servers within the timeout (seen:$seen)" >&2
+	return 1
+}
+
+# KEY=VALUE, shell-quoted only when the value needs it, so Python can read the file too.
+env_line() {
+	case $2 in
+	*[!A-Za-z0-9_./:,@+=-]*) printf '%s=%q\n' "$1" "$2" ;;
+	*) printf '%s=%s\n' "$1" "$2" ;;
+	esac
+}
+
+cluster_write_env() {
+	local f=$RUNDIR/cluster.env i names="" pid prog
+	{
+		echo "# Written by scripts/cluster.sh up; shell-sourceable KEY=VALUE lines."
+		env_line VARIANT "$VARIANT"
+		env_line BALANCER "$BALANCER"
+		env_line RUNDIR "$RUNDIR"
+		env_line INSTANCES "$INSTANCES"
+		env_line FLOW "${VARIANT%%-*}"
+		env_line STICKY "$STICKY"
+		env_line BALANCER_URL "https://127.0.0.1:$PORT"
+		env_line BALANCER_PORT "$PORT"
+		env_line ADMIN_URL "$ADMIN_URL"
+		env_line CA "$CA"
+		env_line CERT "$CERT"
+		env_line KEY "$KEY_PEM"
+		env_line USERS "$RUNDIR/users.json"
+		env_line CREDENTIALS "$RUNDIR/credentials.txt"
+		env_line USERS_LN "$USERS_LN"
+		env_line JWT_KEY "${KEYFILE:-}"
+		env_line REDIS_URL "${REDIS_URL:-}"
+		for i in $(seq 1 "$INSTANCES"); do
+			read -r pid prog <"$RUNDIR/pids/app$i.pid"
+			env_line "SERVER_app$i" "127.0.0.1:${PORTS[$i]}"
+			env_line "PID_app$i" "$pid"
+			names="$names${names:+,}app$i"
+		done
+		env_line SERVERS "$names"
+		read -r pid prog <"$RUNDIR/pids/balancer.pid"
+		env_line PID_balancer "$pid"
+		if [ -f "$RUNDIR/pids/redis.pid" ]; then
+			read -r pid prog <"$RUNDIR/pids/redis.pid"
+			env_line PID_redis "$pid"
+		fi
+	} >"$f.tmp"
+	mv "$f.tmp" "$f"
+}
+
+UP_DONE=0
+cluster_up_cleanup() {
+	if [ "$UP_DONE" != 1 ] && [ -n "${RUNDIR:-}" ]; then
+		cluster_stop_dir "$RUNDIR"
+		echo "cluster.sh: up did not complete; stopped what it had started (logs: $RUNDIR/logs)" >&2
+	fi
+}
+
+cmd_up() {
+	local quiet=0 i ports
+	VARIANT=${1:-}
+	[ -n "$VARIANT" ] || { usage >&2; exit 2; }
+	shift
+	case " $VARIANTS " in *" $VARIANT "*) ;; *)
+		echo "cluster.sh: unknown variant '$VARIANT' (one of: $VARIANTS)" >&2; exit 2 ;; esac
+	INSTANCES=3 BALANCER=ours PORT='' DIR=''
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--instances) INSTANCES=${2:-}; shift 2 ;;
+		--balancer) BALANCER=${2:-}; shift 2 ;;
+		--dir) DIR=${2:-}; shift 2 ;;
+		--port) PORT=${2:-}; shift 2 ;;
+		--quiet) quiet=1; shift ;;
+		*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
+		esac
+	done
+	case $INSTANCES in '' | *[!0-9]*) echo "cluster.sh: --instances needs a number from 1 to 16" >&2; exit 2 ;; esac
+	[ "$INSTANCES" -ge 1 ] && [ "$INSTANCES" -le 16 ] ||
+		{ echo "cluster.sh: --instances needs a number from 1 to 16" >&2; exit 2; }
+	case $BALANCER in ours | haproxy | nginx) ;; *)
+		echo "cluster.sh: --balancer is ours, haproxy or nginx" >&2; exit 2 ;; esac
+	case $PORT in '' ) ;; *[!0-9]*) echo "cluster.sh: --port needs a port number" >&2; exit 2 ;; esac
+	STICKY=0
+	[ "$VARIANT" = session-sticky ] && STICKY=1
+
+	RUNDIR=${DIR:-$PWD/run/$VARIANT}
+	mkdir -p "$RUNDIR"
+	RUNDIR=$(cd "$RUNDIR" && pwd)
+	if cluster_any_alive "$RUNDIR"; then
+		lib_die "a cluster is already running in $RUNDIR (scripts/cluster.sh down --dir $RUNDIR)"
+	fi
+	need_bin "$AUTH_BIN/authctl"
+	case $VARIANT in session-*) need_bin "$AUTH_BIN/session_server" ;; *) need_bin "$AUTH_BIN/jwt_server" ;; esac
+	[ "$BALANCER" = ours ] && need_bin "$AUTH_BIN/balancer"
+
+	# Only what we create is removed: --dir may name a directory that holds other things.
+	rm -rf "$RUNDIR/pids" "$RUNDIR/logs" "$RUNDIR/cmds" "$RUNDIR/tls" "$RUNDIR/keys" "$RUNDIR/redis" \
+		"$RUNDIR/nginx" "$RUNDIR/haproxy.cfg" "$RUNDIR/cluster.env" "$RUNDIR/users.json" \
+		"$RUNDIR/credentials.txt"
+	mkdir -p "$RUNDIR/pids" "$RUNDIR/logs" "$RUNDIR/cmds" "$RUNDIR/keys"
+	trap cluster_up_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	ports=($(lib_free_ports $((INSTANCES + 3))))
+	PORTS=(unused "${ports[@]:0:$INSTANCES}")
+	REDIS_PORT=${ports[$INSTANCES]}
+	ADMIN_PORT=${ports[$((INSTANCES + 1))]}
+	PORT=${PORT:-${ports[$((INSTANCES + 2))]}}
+
+	cluster_certs
+	cluster_users
+	KEYFILE='' REDIS_URL=''
+	case $VARIANT in
+	jwt-hs256 | jwt-hs256-revoke) KEYFILE=$RUNDIR/keys/hs256.key
+		"$AUTH_BIN/authctl" keygen hs256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
+			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen hs256 failed"; } ;;
+	jwt-es256) KEYFILE=$RUNDIR/keys/es256.pem
+		"$AUTH_BIN/authctl" keygen es256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
+			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen es256 failed"; } ;;
+	esac
+	case $VARIANT in session-redis | jwt-hs256-revoke) cluster_redis ;; esac
+
+	cluster_server_argv
+	for i in $(seq 1 "$INSTANCES"); do
+		cluster_spawn "app$i" "${SERVER_ARGV[@]}" --listen "127.0.0.1:${PORTS[$i]}" --id "app$i"
+	done
+	for i in $(seq 1 "$INSTANCES"); do
+		cluster_wait "app$i" "${PORTS[$i]}"
+	done
+	"cluster_balancer_$BALANCER"
+	cluster_wait balancer "$PORT"
+	cluster_ready
+	cluster_write_env
+	UP_DONE=1
+	trap - EXIT INT TERM
+	[ "$quiet" = 1 ] && return 0
+	echo "cluster $VARIANT is up: $INSTANCES instances behind $BALANCER"
+	echo "  balancer  https://127.0.0.1:$PORT   (admin: $ADMIN_URL)"
+	for i in $(seq 1 "$INSTANCES"); do
+		echo "  app$i      127.0.0.1:${PORTS[$i]}"
+	done
+	[ -n "$REDIS_URL" ] && echo "  redis     $REDIS_URL"
+	echo "  users     $(echo $DEMO_USERS | tr ' ' ','), passwords in $RUNDIR/credentials.txt (scrypt ln=$USERS_LN)"
+	echo "  try       curl --cacert $CA https://127.0.0.1:$PORT/healthz"
+	echo "  stop      scripts/cluster.sh down --dir $RUNDIR"
+}
+
+# ---- down, status, logs, stop-server, start-server --------------------------------------------
+
+parse_dir_opts() {
+	DIR='' ARG=''
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--dir) DIR=${2:-}; [ -n "$DIR" ] || { echo "cluster.sh: --dir needs a directory" >&2; exit 2; }
+			shift 2 ;;
+		-*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
+		*) [ -z "$ARG" ] || { echo "cluster.sh: unexpected argument '$1'" >&2; exit 2; }
+			ARG=$1; shift ;;
+		esac
+	done
+	if [ -n "$DIR" ]; then
+		[ -d "$DIR" ] || lib_die "no run directory $DIR"
+		DIR=$(cd "$DIR" && pwd)
+	fi
+}
+
+cmd_down() {
+	local d n=0
+	parse_dir_opts "$@"
+	for d in $(cluster_dirs); do
+		cluster_stop_dir "$d"
+		echo "cluster in $d: stopped"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || echo "cluster.sh: no cluster found under $PWD/run"
+}
+
+cmd_status() {
+	local d f name pid prog rc=0 n=0 state health port
+	parse_dir_opts "$@"
+	for d in $(cluster_dirs); do
+		n=$((n + 1))
+		if [ -r "$d/cluster.env" ]; then
+			# shellcheck disable=SC1091
+			(. "$d/cluster.env"; echo "$VARIANT behind $BALANCER: $BALANCER_URL (CA $CA)")
+		else
+			echo "$d: not (completely) up"
+		fi
+		for f in "$d"/pids/*.pid; do
+			[ -r "$f" ] || continue
+			name=$(basename "$f" .pid)
+			read -r pid prog <"$f"
+			if lib_alive "$pid" "$prog"; then state=running; else state=stopped; rc=1; fi
+			health=''
+			port=$(sed -n "s/^SERVER_$name=127.0.0.1://p" "$d/cluster.env" 2>/dev/null || true)
+			if [ -n "$port" ] && [ "$state" = running ]; then
+				health="healthz $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+					"http://127.0.0.1:$port/healthz" || true)"
+			fi
+			printf '  %-9s pid %-7s %-8s %s\n' "$name" "$pid" "$state" "$health"
+		done
+	done
+	[ "$n" -gt 0 ] || { echo "no cluster found under $PWD/run"; return 3; }
+	return "$rc"
+}
+
+cmd_logs() {
+	local d f
+	parse_dir_opts "$@"
+	for d in $(cluster_dirs); do
+		for f in "$d"/logs/*.log; do
+			[ -r "$f" ] || continue
+			[ -z "$ARG" ] || [ "$(basename "$f" .log)" = "$ARG" ] || continue
+			echo "==> $f <=="
+			tail -n "${CLUSTER_LOG_LINES:-20}" "$f"
+		done
+	done
+}
+
+# Stops (SIGTERM) or starts again one instance, e.g. for the sticky-session lesson or the web page.
+cmd_stop_server() {
+	local words
+	parse_dir_opts "$@"
+	[ -n "$ARG" ] && [ -n "$DIR" ] || lib_die "usage: cluster.sh stop-server NAME --dir RUNDIR"
+	RUNDIR=$DIR
+	words=$(cluster_pidwords "$RUNDIR/pids/$ARG.pid")
+	[ -n "$words" ] || lib_die "no process named $ARG in $RUNDIR"
+	lib_stop 15 $words
+}
+
+cmd_start_server() {
+	local port argv
+	parse_dir_opts "$@"
+	[ -n "$ARG" ] && [ -n "$DIR" ] || lib_die "usage: cluster.sh start-server NAME --dir RUNDIR"
+	RUNDIR=$DIR
+	[ -r "$RUNDIR/cmds/$ARG" ] || lib_die "no command recorded for $ARG in $RUNDIR"
+	if [ -f "$RUNDIR/pids/$ARG.pid" ] && cluster_any_alive_one "$RUNDIR/pids/$ARG.pid"; then
+		lib_die "$ARG is already running"
+	fi
+	eval "argv=($(cat "$RUNDIR/cmds/$ARG"))"
+	cluster_spawn "$ARG" "${argv[@]}"
+	port=$(sed -n "s/^SERVER_$ARG=127.0.0.1://p" "$RUNDIR/cluster.env")
+	[ -z "$port" ] || cluster_wait "$ARG" "$port"
+}
+
+cluster_any_alive_one() {
+	local w
+	w=$(cluster_pidwords "$1")
+	[ -n "$w" ] && lib_alive "${w%%:*}" "${w#*:}"
+}
+
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) shift; cmd_down "$@" ;;
+status) shift; cmd_status "$@" ;;
+logs) shift; cmd_logs "$@" ;;
+stop-server) shift; cmd_stop_server "$@" ;;
+start-server) shift; cmd_start_server "$@" ;;
+-h | --help | help) usage ;;
+*) usage >&2; exit 2 ;;
+esac

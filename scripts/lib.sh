@@ -1,0 +1,94 @@
+# Shell helpers shared by cluster.sh and demo.sh: where the programs are, free ports, waiting for a
+# listener, and stopping a process we started (checked by pid *and* program name, never by name alone).
+# Sourced, not run: `. "$(dirname "$0")/lib.sh"`.
+
+LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Tests point AUTH_BIN at another build (e.g. the sanitizer one); by default we use `make`'s bin/.
+AUTH_BIN=${AUTH_BIN:-$LIB_ROOT/bin}
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=python3
+
+lib_die() {
+	printf '%s: %s\n' "${LIB_PROG:-${0##*/}}" "$*" >&2
+	exit 1
+}
+
+# Prints N distinct TCP ports that are free on 127.0.0.1 right now, one per line. All sockets stay
+# bound until every port is chosen, so the N ports differ from each other.
+lib_free_ports() {
+	"$PYTHON" -c '
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+}
+
+# True when PID is a live (not zombie) process whose command line mentions NAME. The name check
+# keeps a stale pid file from ever making us signal somebody else's process.
+lib_alive() {
+	local pid=$1 name=$2 state cmd
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ "$state" != Z ] || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	case "$cmd" in *"$name"*) return 0 ;; esac
+	return 1
+}
+
+# Waits until 127.0.0.1:PORT accepts connections. Fails early when PID (NAME) dies, or after
+# TIMEOUT seconds.
+lib_wait_port() {
+	local port=$1 pid=$2 name=$3 timeout=${4:-20} i=0
+	while [ "$i" -lt $((timeout * 20)) ]; do
+		lib_alive "$pid" "$name" || return 1
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# Stops processes given as "PID:NAME" words: SIGTERM to all at once (so a graceful stop of one
+# does not delay the others), up to TIMEOUT seconds of waiting, then SIGKILL for what is left.
+# Prints the ones that needed SIGKILL. Usage: lib_stop TIMEOUT PID:NAME...
+lib_stop() {
+	local timeout=$1 w pid name left i=0
+	shift
+	for w in "$@"; do
+		pid=${w%%:*} name=${w#*:}
+		lib_alive "$pid" "$name" && kill -TERM "$pid" 2>/dev/null
+	done
+	while [ "$i" -lt $((timeout * 20)) ]; do
+		left=0
+		for w in "$@"; do
+			lib_alive "${w%%:*}" "${w#*:}" && left=1
+		done
+		[ "$left" = 0 ] && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	for w in "$@"; do
+		pid=${w%%:*} name=${w#*:}
+		if lib_alive "$pid" "$name"; then
+			echo "${LIB_PROG:-${0##*/}}: $name (pid $pid) ignored SIGTERM for ${timeout}s: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+	return 0
+}
+
+# Colours, only when standard output is a terminal (and NO_COLOR is not set).
+lib_colours() {
+	if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-dumb}" != dumb ]; then
+		C_BOLD=$'\e[1m' C_DIM=$'\e[2m' C_RED=$'\e[31m' C_GREEN=$'\e[32m' C_YELLOW=$'\e[33m'
+		C_BLUE=$'\e[34m' C_MAGENTA=$'\e[35m' C_CYAN=$'\e[36m' C_OFF=$'\e[0m'
+	else
+		C_BOLD='' C_DIM='' C_RED='' C_GREEN='' C_YELLOW='' C_BLUE='' C_MAGENTA='' C_CYAN='' C_OFF=''
+	fi
+}

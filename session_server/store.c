@@ -1,0 +1,217 @@
+/*
+ * The store interface of session_server (see store.h): session ids and their keys, dispatch to
+ * the back end, and the operation counters and latency histograms every back end shares.
+ */
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "base64.h"
+#include "store.h"
+
+static const char *const op_names[STORE_NOPS] = { "create", "lookup", "delete" };
+static const char *const result_names[] = { "ok", "not_found", "expired", "unavailable" };
+#define NRESULTS	(sizeof(result_names) / sizeof(result_names[0]))
+static const double lat_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1 };
+#define NBOUNDS		(sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+
+/* Process-wide, updated by every thread without locks. */
+static struct {
+	atomic_ulong	ops[STORE_NOPS][NRESULTS];
+	atomic_ulong	lat[STORE_NOPS][NBOUNDS + 1];
+	atomic_ulong	lat_ns_sum[STORE_NOPS];
+	atomic_ulong	expired;
+	atomic_ulong	evicted;
+} counters;
+
+/* Writes base64url(SHA-256(raw)) into key. */
+static int
+store_key_of(const unsigned char *raw, size_t len, char *key)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(raw, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
+		return -1;
+	base64_encode(BASE64_URL, md, sizeof(md), key);
+	return 0;
+}
+
+int
+store_sid_new(char *sid, char *key)
+{
+	unsigned char raw[STORE_SID_BYTES];
+	int rv = -1;
+
+	if (RAND_bytes(raw, sizeof(raw)) == 1) {
+		base64_encode(BASE64_URL, raw, sizeof(raw), sid);
+		rv = store_key_of(raw, sizeof(raw), key);
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rv;
+}
+
+int
+store_sid_key(const char *sid, char *key)
+{
+	unsigned char raw[STORE_SID_BYTES + 3];	/* base64_decoded_max(43) */
+	size_t n = strlen(sid), rawlen = 0;
+	int rv = -1;
+
+	if (n == STORE_SID_LEN && base64_decode(BASE64_URL, sid, n, raw, &rawlen) == 0 &&
+	    rawlen == STORE_SID_BYTES)
+		rv = store_key_of(raw, rawlen, key);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rv;
+}
+
+int64_t
+store_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+store_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+store_observe(enum store_op op, enum store_result res, uint64_t start)
+{
+	uint64_t ns = store_clock() - start;
+	double secs = (double)ns / 1e9;
+	size_t b;
+
+	for (b = 0; b < NBOUNDS && secs > lat_bounds[b]; b++)
+		;
+	atomic_fetch_add(&counters.ops[op][res], 1);
+	atomic_fetch_add(&counters.lat[op][b], 1);
+	atomic_fetch_add(&counters.lat_ns_sum[op], ns);
+}
+
+void
+store_count_expired(unsigned long n)
+{
+	atomic_fetch_add(&counters.expired, n);
+}
+
+void
+store_count_evicted(unsigned long n)
+{
+	atomic_fetch_add(&counters.evicted, n);
+}
+
+void
+store_free(struct store *st)
+{
+	if (st != NULL)
+		st->st_ops->free(st);
+}
+
+struct store_conn *
+store_conn_new(struct store *st, struct event_base *base, int idx)
+{
+	return st->st_ops->conn_new(st, base, idx);
+}
+
+void
+store_conn_free(struct store_conn *sc)
+{
+	if (sc != NULL)
+		sc->sc_store->st_ops->conn_free(sc);
+}
+
+void
+store_create(struct store_conn *sc, const char *key, const struct session *sess, store_cb cb,
+    void *arg)
+{
+	sc->sc_store->st_ops->create(sc, key, sess, cb, arg);
+}
+
+void
+store_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+{
+	sc->sc_store->st_ops->lookup(sc, key, now, cb, arg);
+}
+
+void
+store_delete(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+{
+	sc->sc_store->st_ops->remove(sc, key, now, cb, arg);
+}
+
+int
+store_up(struct store_conn *sc)
+{
+	return sc->sc_store->st_ops->up(sc);
+}
+
+const char *
+store_name(const struct store_conn *sc)
+{
+	return sc->sc_store->st_ops->name;
+}
+
+void
+store_metrics(struct store_conn *sc, struct evbuffer *out)
+{
+	unsigned long v, cum;
+	size_t op, res, b;
+	long n;
+
+	evbuffer_add_printf(out, "# HELP session_store_operations_total Session store operations, "
+	    "by operation and result.\n# TYPE session_store_operations_total counter\n");
+	for (op = 0; op < STORE_NOPS; op++)
+		for (res = 0; res < NRESULTS; res++)
+			if ((v = atomic_load(&counters.ops[op][res])) != 0)
+				evbuffer_add_printf(out, "session_store_operations_total{store=\"%s\","
+				    "op=\"%s\",result=\"%s\"} %lu\n", store_name(sc), op_names[op],
+				    result_names[res], v);
+	evbuffer_add_printf(out, "# HELP session_store_duration_seconds Session store latency, "
+	    "by operation.\n# TYPE session_store_duration_seconds histogram\n");
+	for (op = 0; op < STORE_NOPS; op++) {
+		cum = 0;
+		for (b = 0; b <= NBOUNDS; b++) {
+			cum += atomic_load(&counters.lat[op][b]);
+			if (b < NBOUNDS)
+				evbuffer_add_printf(out, "session_store_duration_seconds_bucket{op=\"%s\","
+				    "le=\"%g\"} %lu\n", op_names[op], lat_bounds[b], cum);
+			else
+				evbuffer_add_printf(out, "session_store_duration_seconds_bucket{op=\"%s\","
+				    "le=\"+Inf\"} %lu\n", op_names[op], cum);
+		}
+		evbuffer_add_printf(out, "session_store_duration_seconds_sum{op=\"%s\"} %.6f\n"
+		    "session_store_duration_seconds_count{op=\"%s\"} %lu\n", op_names[op],
+		    atomic_load(&counters.lat_ns_sum[op]) / 1e9, op_names[op], cum);
+	}
+	evbuffer_add_printf(out, "# HELP sessions_created_total Sessions created by logins.\n"
+	    "# TYPE sessions_created_total counter\nsessions_created_total %lu\n",
+	    atomic_load(&counters.ops[STORE_OP_CREATE][STORE_OK]));
+	evbuffer_add_printf(out, "# HELP sessions_expired_total Sessions dropped at a deadline "
+	    "(memory store).\n# TYPE sessions_expired_total counter\nsessions_expired_total %lu\n",
+	    atomic_load(&counters.expired));
+	evbuffer_add_printf(out, "# HELP sessions_evicted_total Sessions evicted by --max-sessions.\n"
+	    "# TYPE sessions_evicted_total counter\nsessions_evicted_total %lu\n",
+	    atomic_load(&counters.evicted));
+	if ((n = sc->sc_store->st_ops->count(sc)) >= 0)
+		evbuffer_add_printf(out, "# HELP sessions_active Sessions the store holds.\n"
+		    "# TYPE sessions_active gauge\nsessions_active{store=\"%s\"} %ld\n",
+		    store_name(sc), n);
+	evbuffer_add_printf(out, "# HELP session_store_up 1 when the store answers.\n"
+	    "# TYPE session_store_up gauge\nsession_store_up{thread=\"%d\"} %d\n", sc->sc_index,
+	    store_up(sc));
+	sc->sc_store->st_ops->metrics(sc, out);
+}
