@@ -230,7 +230,7 @@ parse_request(const char *buf, size_t len, size_t max, struct parse_head *h)
 		if (len >= max)
 			PARSE_FAIL(h, 431, "request line too long");
 		for (q = p; q < end; q++)
-			if (!parse_tchar[(unsigned char)*q] && *q != ' ' && *q != '\r')
+			if ((*q < 0x20 || *q > 0x7e) && *q != '\r')
 				goto badline;
 		return PARSE_MORE;
 	}
@@ -249,12 +249,12 @@ parse_request(const char *buf, size_t len, size_t max, struct parse_head *h)
 		goto badline;
 	h->target = p;
 	h->targetlen = (size_t)(sp - p);
+	if (parse_is(h->method, h->methodlen, "CONNECT"))
+		PARSE_FAIL(h, 405, "CONNECT is not supported");
 	/* A reverse proxy serves origin-form, and "*" for OPTIONS only. */
 	if (h->target[0] != '/' && !(h->targetlen == 1 && h->target[0] == '*' &&
 	    parse_is(h->method, h->methodlen, "OPTIONS")))
 		PARSE_FAIL(h, 400, "request target must be an absolute path");
-	if (parse_is(h->method, h->methodlen, "CONNECT"))
-		PARSE_FAIL(h, 405, "CONNECT is not supported");
 	if ((r = parse_version(sp + 1, (size_t)(eol - 1 - (sp + 1)), h)) != PARSE_OK)
 		return r;
 	if ((r = parse_fields(buf, eol + 1, end, max, h)) != PARSE_OK)

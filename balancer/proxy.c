@@ -120,6 +120,7 @@ struct worker {
 	struct parse_head	 w_head;	/* scratch: heads are parsed and used at once */
 	char			 w_out[PROXY_OUT_SIZE];
 	size_t			 w_outlen;
+	struct evbuffer		*w_tx;		/* scratch: what one callback sends to one peer */
 	uint64_t		 w_seq;
 };
 
@@ -147,6 +148,36 @@ proxy_since_us(const struct timespec *t0)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
 	    (uint64_t)((now.tv_nsec - t0->tv_nsec) / 1000);
+}
+
+/*
+ * Sends w->w_tx on bev. When nothing is queued there and the socket is plain and connected, it
+ * is written at once: libevent would otherwise arm the write event (two epoll_ctl calls) and
+ * wait a loop iteration for every message. Whatever the socket does not take is queued.
+ */
+static void
+proxy_send(struct worker *w, struct bufferevent *bev, int direct)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(w->w_tx) == 0)
+		return;
+	if (direct && evbuffer_get_length(out) == 0)
+		evbuffer_write(w->w_tx, bufferevent_getfd(bev));
+	if (evbuffer_get_length(w->w_tx) > 0)
+		evbuffer_add_buffer(out, w->w_tx);
+}
+
+static void
+proxy_send_client(struct client *clt)
+{
+	proxy_send(clt->clt_w, clt->clt_bev, !clt->clt_tls);
+}
+
+static void
+proxy_send_backend(struct bconn *bc)
+{
+	proxy_send(bc->bc_w, bc->bc_bev, bc->bc_connected);
 }
 
 /* ---- Building heads in the worker's scratch buffer ---- */
@@ -353,6 +384,8 @@ proxy_error(struct client *clt, int status, const char *message)
 	char body[256];
 	int n;
 
+	/* Whatever was being passed on for this exchange is void now. */
+	evbuffer_drain(clt->clt_w->w_tx, evbuffer_get_length(clt->clt_w->w_tx));
 	if (clt->clt_bc != NULL)
 		proxy_bc_free(clt->clt_bc);
 	if (clt->clt_respstarted) {
@@ -385,6 +418,7 @@ proxy_close(struct client *clt, const char *why)
 
 	if (why != NULL)
 		log_debug("%s: %s", clt->clt_addr, why);
+	evbuffer_drain(w->w_tx, evbuffer_get_length(w->w_tx));
 	if (clt->clt_bc != NULL)
 		proxy_bc_free(clt->clt_bc);
 	event_free(clt->clt_timer);
@@ -429,7 +463,7 @@ proxy_body(struct client *clt)
 {
 	struct bconn *bc = clt->clt_bc;
 	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
-	struct evbuffer *out = bufferevent_get_output(bc->bc_bev);
+	struct evbuffer *tx = clt->clt_w->w_tx;
 	size_t n;
 	int r;
 
@@ -439,11 +473,11 @@ proxy_body(struct client *clt)
 		n = evbuffer_get_length(in);
 		if (n > clt->clt_reqleft)
 			n = (size_t)clt->clt_reqleft;
-		evbuffer_remove_buffer(in, out, n);
+		evbuffer_remove_buffer(in, tx, n);
 		clt->clt_reqleft -= n;
 		clt->clt_reqdone = clt->clt_reqleft == 0;
 	} else {
-		r = proxy_move_chunked(in, out, &clt->clt_reqchunk, 0);
+		r = proxy_move_chunked(in, tx, &clt->clt_reqchunk, 0);
 		if (r == PARSE_ERROR) {
 			proxy_error(clt, 400, "malformed chunked request body");
 			return;
@@ -454,7 +488,9 @@ proxy_body(struct client *clt)
 		}
 		clt->clt_reqdone = r == PARSE_OK;
 	}
-	if (!clt->clt_reqdone && evbuffer_get_length(out) > PROXY_BUF_HIGH) {
+	proxy_send_backend(bc);
+	if (!clt->clt_reqdone &&
+	    evbuffer_get_length(bufferevent_get_output(bc->bc_bev)) > PROXY_BUF_HIGH) {
 		bufferevent_disable(clt->clt_bev, EV_READ);
 		clt->clt_rpaused = 1;
 		bufferevent_setwatermark(bc->bc_bev, EV_WRITE, PROXY_BUF_LOW, 0);
@@ -658,8 +694,10 @@ proxy_dispatch(struct client *clt)
 	bc->bc_rstate = RESP_HEAD;
 	bc->bc_rbytes = 0;
 	clt->clt_bc = bc;
-	evbuffer_add(bufferevent_get_output(bc->bc_bev), clt->clt_reqhead, clt->clt_reqheadlen);
-	bufferevent_enable(bc->bc_bev, EV_READ | EV_WRITE);
+	evbuffer_add(w->w_tx, clt->clt_reqhead, clt->clt_reqheadlen);
+	proxy_send_backend(bc);
+	/* Write stays enabled from creation; enabling it again would arm an idle write event. */
+	bufferevent_enable(bc->bc_bev, EV_READ);
 	if (bc->bc_connected)
 		proxy_body(clt);
 }
@@ -796,7 +834,7 @@ proxy_response_head(struct bconn *bc)
 	struct worker *w = bc->bc_w;
 	struct parse_head *h = &w->w_head;
 	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
-	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	struct evbuffer *out = w->w_tx;
 	size_t len = evbuffer_get_length(in), n;
 	const char *p;
 	int r, chunked;
@@ -852,15 +890,18 @@ proxy_response(struct bconn *bc)
 {
 	struct client *clt = bc->bc_clt;
 	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
-	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	struct evbuffer *out = bc->bc_w->w_tx;
 	size_t n;
 	int r;
 
+	/* Head and body of a small response leave in one write. */
 	for (;;) {
 		if (bc->bc_rstate == RESP_HEAD) {
 			if (evbuffer_get_length(in) == 0)
 				return;
-			if ((r = proxy_response_head(bc)) != 0)
+			if ((r = proxy_response_head(bc)) == 1)
+				proxy_send_client(clt);	/* an interim 100 may be waiting */
+			if (r != 0)
 				return;
 			continue;
 		}
@@ -868,6 +909,7 @@ proxy_response(struct bconn *bc)
 		bc->bc_rbytes += n;
 		switch (bc->bc_rframe) {
 		case FRAME_NONE:
+			proxy_send_client(clt);
 			proxy_done(clt);
 			return;
 		case FRAME_LENGTH:
@@ -876,6 +918,7 @@ proxy_response(struct bconn *bc)
 			evbuffer_remove_buffer(in, out, n);
 			bc->bc_rleft -= n;
 			if (bc->bc_rleft == 0) {
+				proxy_send_client(clt);
 				proxy_done(clt);
 				return;
 			}
@@ -889,6 +932,7 @@ proxy_response(struct bconn *bc)
 				return;
 			}
 			if (r == PARSE_OK) {
+				proxy_send_client(clt);
 				proxy_done(clt);
 				return;
 			}
@@ -899,7 +943,8 @@ proxy_response(struct bconn *bc)
 		}
 		break;
 	}
-	if (evbuffer_get_length(out) > PROXY_BUF_HIGH) {
+	proxy_send_client(clt);
+	if (evbuffer_get_length(bufferevent_get_output(clt->clt_bev)) > PROXY_BUF_HIGH) {
 		bufferevent_disable(bc->bc_bev, EV_READ);
 		clt->clt_wpaused = 1;
 		bufferevent_setwatermark(clt->clt_bev, EV_WRITE, PROXY_BUF_LOW, 0);
@@ -971,6 +1016,8 @@ proxy_client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *clt = arg;
 
+	if (what & BEV_EVENT_CONNECTED)		/* the TLS handshake is done */
+		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && clt->clt_state == CLT_FORWARD) {
 			/* A client waiting for its response is not idle. */
@@ -1042,7 +1089,7 @@ proxy_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa
 	bufferevent_setwatermark(clt->clt_bev, EV_READ, 0, PROXY_INPUT_MAX);
 	proxy_tv(&tv, lb_conf.idle_ms);
 	bufferevent_set_timeouts(clt->clt_bev, &tv, &tv);
-	bufferevent_enable(clt->clt_bev, EV_READ | EV_WRITE);
+	bufferevent_enable(clt->clt_bev, EV_READ);
 	TAILQ_INSERT_TAIL(&w->w_clients, clt, clt_entry);
 	atomic_fetch_add(&lb_stats.st_accepted, 1);
 	atomic_fetch_add(&lb_stats.st_clients, 1);
@@ -1159,7 +1206,8 @@ proxy_worker_new(int id, int fd, int tlsfd, SSL_CTX *tls)
 	event_config_free(cfg);
 	if (w->w_base == NULL)
 		goto fail;
-	if ((w->w_stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+	if ((w->w_stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (w->w_tx = evbuffer_new()) == NULL)
 		goto fail;
 	w->w_stopev = event_new(w->w_base, w->w_stopfd, EV_READ | EV_PERSIST, proxy_stop_cb, w);
 	w->w_resume = evtimer_new(w->w_base, proxy_accept_resume, w);
@@ -1229,6 +1277,8 @@ proxy_worker_free(struct worker *w)
 		event_free(w->w_grace);
 	if (w->w_stopfd != -1)
 		close(w->w_stopfd);
+	if (w->w_tx != NULL)
+		evbuffer_free(w->w_tx);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	free(w);

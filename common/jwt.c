@@ -34,6 +34,8 @@ struct jwt_key {
 	EVP_PKEY	*k_pkey;	/* NULL for HS256 */
 	int		 k_private;
 	EVP_MAC_CTX	*k_hmac;	/* HS256: initialised with the secret, duplicated per use */
+	EVP_MD_CTX	*k_verify;	/* RS256, ES256: initialised for verifying, copied per use,
+					 * since a fresh init costs more than the ECDSA itself */
 	char		 k_kid[JWT_KID_MAX + 1];
 };
 
@@ -111,6 +113,7 @@ jwt_key_free(struct jwt_key *k)
 		return;
 	EVP_PKEY_free(k->k_pkey);
 	EVP_MAC_CTX_free(k->k_hmac);
+	EVP_MD_CTX_free(k->k_verify);
 	free(k);
 }
 
@@ -232,6 +235,12 @@ jwt_key_wrap(EVP_PKEY *pkey, int has_private, char *err, size_t errlen)
 	}
 	k->k_pkey = pkey;
 	k->k_private = has_private;
+	if (k->k_alg != JWT_EDDSA && ((k->k_verify = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit_ex(k->k_verify, NULL, "SHA256", NULL, NULL, pkey, NULL) != 1)) {
+		jwt_err(err, errlen, "cannot set up signature verification");
+		k->k_pkey = NULL;
+		goto fail;
+	}
 	if (jwk_thumbprint(pkey, k->k_kid) == -1) {
 		jwt_err(err, errlen, "cannot compute the key thumbprint");
 		k->k_pkey = NULL;
@@ -797,9 +806,9 @@ jwt_check_signature(const struct jwt_key *k, const char *input, size_t len,
 			return 0;
 		break;
 	}
-	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit_ex(md, NULL, k->k_alg == JWT_EDDSA ? NULL : "SHA256", NULL, NULL,
-	    k->k_pkey, NULL) != 1) {
+	if ((md = EVP_MD_CTX_new()) == NULL || (k->k_verify != NULL ?
+	    EVP_MD_CTX_copy_ex(md, k->k_verify) != 1 :
+	    EVP_DigestVerifyInit_ex(md, NULL, NULL, NULL, NULL, k->k_pkey, NULL) != 1)) {
 		rc = -1;
 		goto done;
 	}

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -41,6 +43,11 @@ pool_worker(void *arg)
 	static const struct timeval now = { 0, 0 };
 	struct pool *p = arg;
 	struct pool_job *job;
+
+	/* Hashing is slow on purpose; at a lower priority it cannot starve the event loops of CPU
+	 * on a small machine (Linux applies nice values per thread). */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) == -1)
+		log_warn("%s: setpriority", __func__);
 
 	for (;;) {
 		pthread_mutex_lock(&p->pl_mu);

@@ -10,7 +10,8 @@
  * timeout, a dropped connection or rconn_free(). A command issued while the connection is not up
  * is refused at once (returns -1, no callback), so the caller can answer 503 without waiting.
  *
- * Not thread-safe: an rconn belongs to the thread that runs its event_base.
+ * Not thread-safe: an rconn belongs to the thread that runs its event_base. Give HOST as an
+ * address: hiredis resolves a name with a blocking getaddrinfo() on every (re)connect.
  */
 #ifndef RCONN_H
 #define RCONN_H

@@ -272,18 +272,21 @@ jwtsrv_add_key(const char *flag, const char *path, int secret_only)
 	return k;
 }
 
-/* Builds the JWKS body once: the public halves of every asymmetric key. */
+/* Builds the JWKS body once: the public halves of every asymmetric key. Returns a malloc'd
+ * string the caller frees, or NULL. */
 static char *
 jwtsrv_make_jwks(void)
 {
-	json_t *keys = json_array(), *jwk;
+	json_t *keys = json_array(), *jwk, *set;
 	size_t i;
-	char *s;
+	char *s = NULL;
 
 	for (i = 0; i < jwt_verifier_nkeys(jwtsrv.js_verifier); i++)
 		if ((jwk = jwt_key_jwk(jwt_verifier_key(jwtsrv.js_verifier, i))) != NULL)
 			json_array_append_new(keys, jwk);
-	s = json_dumps(json_pack("{s:o}", "keys", keys), JSON_COMPACT);
+	if ((set = json_pack("{s:o}", "keys", keys)) != NULL)
+		s = json_dumps(set, JSON_COMPACT);
+	json_decref(set);
 	return s;
 }
 

@@ -126,6 +126,7 @@ void	jar_init(struct jar *j);
  * Applies one Set-Cookie header value (len bytes, not NUL-terminated): adds or replaces the
  * cookie, or removes it when Max-Age <= 0 or Expires is in the past. Returns 1 when the jar
  * changed, 0 when not, -1 when the header is malformed or over the limits (jar unchanged).
+ * The jar keeps its own copies of name and value, freed by jar_free().
  */
 int	jar_set(struct jar *j, const char *hdr, size_t len);
 /* The value of cookie name, owned by the jar (valid until the next jar_set or jar_free). */
@@ -159,7 +160,7 @@ struct resp {
 	uint64_t	 r_left;		/* bytes left in the body or the current chunk */
 	size_t		 r_kept;
 	char		 r_served_by[64];	/* X-Served-By, "" when absent */
-	struct jar	*r_jar;			/* where Set-Cookie goes; NULL to ignore */
+	struct jar	*r_jar;			/* where Set-Cookie of status < 400 goes */
 	struct evbuffer	*r_body;		/* where the body goes; NULL to discard it */
 };
 

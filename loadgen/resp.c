@@ -124,7 +124,11 @@ resp_head(struct resp *r, const char *head, size_t len)
 			memcpy(r->r_served_by, v, vlen);
 			r->r_served_by[vlen] = '\0';
 		} else if (nlen == 10 && strncasecmp(p, "Set-Cookie", 10) == 0 &&
-		    r->r_jar != NULL) {
+		    r->r_jar != NULL && r->r_status < 400) {
+			/* Cookies from failed answers are not applied: a 401 that clears the
+			 * session would log the user out for good, and every later request
+			 * would fail too. loadgen counts per-request failures, not that
+			 * cascade (no re-login, the session cookie is kept). */
 			if (jar_set(r->r_jar, v, vlen) == 1)
 				r->r_jar_changed = 1;
 		}

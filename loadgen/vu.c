@@ -29,12 +29,13 @@
 #define VU_TICK_US	10000
 #define VU_BACKOFF_US	100000	/* before reconnecting after a failed connect */
 #define VU_MAX_TOKEN	8192
+#define VU_LOGIN_TRIES	5	/* failed logins in a row before a user gives up */
 
 enum vu_state {
 	VU_LOGGED_OUT,
 	VU_LOGGING_IN,		/* v_login_conn is sending the login */
 	VU_LOGGED_IN,
-	VU_FAILED		/* the server refused the credentials: the user stops */
+	VU_FAILED		/* refused, or VU_LOGIN_TRIES failures: the user stops */
 };
 
 struct vu {
@@ -49,6 +50,7 @@ struct vu {
 	struct conn	**v_conns;
 	size_t		 v_nconns;
 	struct conn	*v_login_conn;
+	int		 v_login_failures;	/* in a row */
 };
 
 enum conn_state {
@@ -88,7 +90,8 @@ vu_rand(struct worker *w)
 	return w->w_rand;
 }
 
-/* Rebuilds the profile request from the user's cookies and token. Returns 0 or -1. */
+/* Rebuilds the profile request from the user's cookies and token into vu->v_req, which the
+ * user owns (freed by vu_worker_free()). Returns 0, or -1 with the old request kept. */
 static int
 vu_build(struct vu *vu)
 {
@@ -121,7 +124,8 @@ fail:
 	return -1;
 }
 
-/* Appends the login request (JSON body, the user's cookies if any) to out. Returns 0 or -1. */
+/* Appends the login request (JSON body, the user's cookies if any) to out; what it allocates
+ * on the way is freed before it returns. Returns 0 or -1. */
 static int
 vu_login_request(struct vu *vu, struct evbuffer *out)
 {
@@ -222,6 +226,27 @@ conn_finish(struct conn *c)
 }
 
 /*
+ * Counts a failed login. A refusal (status 4xx) will not change by retrying, nor will a
+ * server that fails every try: after VU_LOGIN_TRIES in a row the user gives up and its
+ * connections finish. Otherwise the user is logged out and the login is tried again.
+ */
+static enum vu_state
+vu_login_failed(struct vu *vu, int status)
+{
+	size_t i;
+
+	vu->v_w->w_stats.st_logins_failed++;
+	if ((status >= 400 && status < 500 && status != 408 && status != 429) ||
+	    ++vu->v_login_failures >= VU_LOGIN_TRIES) {
+		vu->v_state = VU_FAILED;
+		for (i = 0; i < vu->v_nconns; i++)
+			conn_finish(vu->v_conns[i]);
+	} else
+		vu->v_state = VU_LOGGED_OUT;
+	return vu->v_state;
+}
+
+/*
  * The one place a failed connection goes: counts the error, gives the login back to the user
  * (it will be retried) or consumes the request attempt, and reconnects later.
  */
@@ -234,13 +259,13 @@ conn_drop(struct conn *c, enum lg_err err, const char *why)
 	conn_close_bev(c);
 	st->st_errors[err]++;
 	vu_warn(err, why);
+	c->c_login = 0;
 	if (vu->v_state == VU_LOGGING_IN && vu->v_login_conn == c) {
-		st->st_logins_failed++;
-		vu->v_state = VU_LOGGED_OUT;
 		vu->v_login_conn = NULL;
+		if (vu_login_failed(vu, 0) == VU_FAILED)
+			return;
 	} else
 		c->c_claimed = 0;
-	c->c_login = 0;
 	conn_wait(c, err == ERR_CONNECT || err == ERR_TLS ? VU_BACKOFF_US : 0);
 }
 
@@ -293,21 +318,16 @@ conn_login_done(struct conn *c, uint64_t now)
 		for (i = 0; i < vu->v_nconns; i++)
 			vu->v_conns[i]->c_next_us = (double)now +
 			    (double)(vu_rand(w) % 1000000) / 1e6 * w->w_run->interval_us;
-	} else {
-		w->w_stats.st_logins_failed++;
-		if (status == 200)
-			vu_warn(ERR_PROTOCOL, "login answer without a usable access_token");
-		/* A refusal will not change by retrying; a busy or broken server may. */
-		vu->v_state = status >= 400 && status < 500 && status != 408 && status != 429 ?
-		    VU_FAILED : VU_LOGGED_OUT;
-		if (vu->v_state == VU_LOGGED_OUT) {
-			conn_wait(c, VU_BACKOFF_US);
-			return;
-		}
+		vu->v_login_failures = 0;
+		for (i = 0; i < vu->v_nconns; i++)
+			if (vu->v_conns[i] == c || vu->v_conns[i]->c_state == CONN_WAIT_LOGIN)
+				conn_next(vu->v_conns[i]);
+		return;
 	}
-	for (i = 0; i < vu->v_nconns; i++)
-		if (vu->v_conns[i] == c || vu->v_conns[i]->c_state == CONN_WAIT_LOGIN)
-			conn_next(vu->v_conns[i]);
+	if (status == 200)
+		vu_warn(ERR_PROTOCOL, "login answer without a usable access_token");
+	if (vu_login_failed(vu, status) == VU_LOGGED_OUT)
+		conn_wait(c, VU_BACKOFF_US);
 }
 
 /* A complete response is in. */
@@ -379,11 +399,13 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	case CONN_BUSY:
 		if ((what & BEV_EVENT_EOF) && resp_eof(&c->c_resp) == 1)
 			conn_done(c);
+		else if (what & BEV_EVENT_EOF)
+			conn_drop(c, ERR_READ, "connection closed before the response ended");
 		else if (tls != NULL)
 			conn_drop(c, ERR_TLS, tls);
 		else
-			conn_drop(c, ERR_READ, (what & BEV_EVENT_EOF) ?
-			    "connection closed before the response ended" : "read failed");
+			conn_drop(c, ERR_READ, evutil_socket_error_to_string(
+			    EVUTIL_SOCKET_ERROR()));
 		break;
 	default:
 		conn_close_bev(c);	/* the server closed an idle keep-alive connection */

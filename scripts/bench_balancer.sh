@@ -4,7 +4,8 @@
 # every process is started here in a temp dir and stopped at the end.
 # Usage: scripts/bench_balancer.sh [BALANCER_BINARY]
 # Environment: DURATION (seconds per run, default 10), CONNS (default 50), WRK_THREADS (default 2),
-# LB_THREADS (balancer threads for an extra run, default 2; 0 skips it).
+# LB_THREADS (balancer threads for an extra run, default 2; 0 skips it), PERF=FILE (also
+# records `perf record -g` of the one-thread balancer run into FILE).
 set -eu
 BAL=${1:-bin/balancer}
 DURATION=${DURATION:-10}
@@ -65,7 +66,7 @@ CONF
 B1=$(port); B2=$(port); B3=$(port)
 for b in $B1 $B2 $B3; do
 	nginx_conf "backend$b" "server { listen 127.0.0.1:$b; location / { return 200 \"ok\\n\"; } }"
-	nginx -p "$T/backend$b" -c "$T/backend$b/nginx.conf" 2>/dev/null &
+	nginx -p "$T/backend$b" -c "$T/backend$b/nginx.conf" 2>"$T/backend$b.err" &
 	PIDS="$PIDS $!"
 done
 for b in $B1 $B2 $B3; do wait_port $b; done
@@ -74,7 +75,7 @@ HP=$(port)
 cat > "$T/haproxy.cfg" <<CONF
 global
 	nbthread 1
-	maxconn 10000
+	maxconn 4000
 defaults
 	mode http
 	timeout connect 2s
@@ -90,7 +91,7 @@ backend be
 	server s2 127.0.0.1:$B2
 	server s3 127.0.0.1:$B3
 CONF
-haproxy -f "$T/haproxy.cfg" -db >/dev/null 2>&1 &
+haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
 PIDS="$PIDS $!"
 
 NP=$(port)
@@ -100,9 +101,11 @@ nginx -p "$T/proxy" -c "$T/proxy/nginx.conf" 2>/dev/null &
 PIDS="$PIDS $!"
 
 LP=$(port)
+LBPID_FILE="$T/lb.pid"
 "$BAL" --listen 127.0.0.1:$LP --backend 127.0.0.1:$B1 --backend 127.0.0.1:$B2 \
     --backend 127.0.0.1:$B3 --threads 1 --quiet 2>"$T/balancer.log" &
-PIDS="$PIDS $!"
+LBPID=$!
+PIDS="$PIDS $LBPID"
 if [ "$LB_THREADS" -gt 1 ]; then
 	LP2=$(port)
 	"$BAL" --listen 127.0.0.1:$LP2 --backend 127.0.0.1:$B1 --backend 127.0.0.1:$B2 \
@@ -123,7 +126,12 @@ run() {	# label, port
 }
 echo "wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, three nginx backends, $(nproc) CPUs"
 printf '%-22s %12s %10s %10s\n' proxy "requests/s" p50 p99
+if [ -n "${PERF:-}" ]; then
+	perf record -g -o "$PERF" -p "$LBPID" -- sleep "$DURATION" >/dev/null 2>&1 &
+	PERFPID=$!
+fi
 run "balancer (1 thread)" $LP
+[ -n "${PERF:-}" ] && wait "$PERFPID"
 run "haproxy (nbthread 1)" $HP
 run "nginx (1 worker)" $NP
 [ "$LB_THREADS" -gt 1 ] && run "balancer ($LB_THREADS threads)" $LP2

@@ -122,18 +122,10 @@ need_bin() {
 # TLS material from scripts/mkcert.sh: a local CA (clients use it with --cacert, never -k) and
 # a certificate for localhost and 127.0.0.1.
 cluster_certs() {
-	local d=$RUNDIR/tls f
+	local d=$RUNDIR/tls
 	"$LIB_ROOT/scripts/mkcert.sh" "$d" >"$RUNDIR/logs/mkcert.log" 2>&1 ||
 		{ cat "$RUNDIR/logs/mkcert.log" >&2; lib_die "scripts/mkcert.sh failed"; }
-	CA=$d/ca.pem CERT='' KEY_PEM=''
-	for f in server.pem cert.pem localhost.pem server.crt localhost.crt; do
-		[ -z "$CERT" ] && [ -f "$d/$f" ] && CERT=$d/$f
-	done
-	for f in server-key.pem server.key key.pem localhost-key.pem localhost.key; do
-		[ -z "$KEY_PEM" ] && [ -f "$d/$f" ] && KEY_PEM=$d/$f
-	done
-	[ -f "$CA" ] && [ -n "$CERT" ] && [ -n "$KEY_PEM" ] ||
-		lib_die "scripts/mkcert.sh did not leave ca.pem, a certificate and a key in $d"
+	CA=$d/ca.pem CERT=$d/cert.pem KEY_PEM=$d/key.pem
 }
 
 cluster_users() {
@@ -320,7 +312,7 @@ EOF
 # Asks GET /healthz through the balancer until every instance has answered (or, for nginx's
 # ip_hash, until one has), so `up` returns only when the cluster really serves.
 cluster_ready() {
-	local seen=" " want=$INSTANCES i=0 who code hdr
+	local seen=" " want=$INSTANCES i=0 who code=000 hdr
 	[ "$STICKY" = 1 ] && [ "$BALANCER" = nginx ] && want=1
 	hdr=$RUNDIR/logs/.ready-headers
 	while [ "$i" -lt $((${CLUSTER_START_TIMEOUT:-20} * 10)) ]; do
@@ -335,7 +327,9 @@ cluster_ready() {
 		i=$((i + 1))
 	done
 	rm -f "$hdr"
-	echo "cluster.sh: the balancer did not reach all $want servers within the timeout (seen:$seen)" >&2
+	echo "cluster.sh: GET /healthz through the balancer did not reach all $want servers in time" \
+		"(last status: $code; servers seen:${seen% })" >&2
+	tail -n 5 "$RUNDIR/logs/balancer.log" >&2 || true
 	return 1
 }
 
@@ -514,10 +508,10 @@ cmd_down() {
 }
 
 cmd_status() {
-	local d f name pid prog rc=0 n=0 state health port
+	local d f name pid prog rc=0 n=0 state health port procs
 	parse_dir_opts "$@"
 	for d in $(cluster_dirs); do
-		n=$((n + 1))
+		n=$((n + 1)) procs=0
 		if [ -r "$d/cluster.env" ]; then
 			# shellcheck disable=SC1091
 			(. "$d/cluster.env"; echo "$VARIANT behind $BALANCER: $BALANCER_URL (CA $CA)")
@@ -536,7 +530,9 @@ cmd_status() {
 					"http://127.0.0.1:$port/healthz" || true)"
 			fi
 			printf '  %-9s pid %-7s %-8s %s\n' "$name" "$pid" "$state" "$health"
+			procs=$((procs + 1))
 		done
+		[ "$procs" -gt 0 ] || { echo "  all stopped (down)"; rc=1; }
 	done
 	[ "$n" -gt 0 ] || { echo "no cluster found under $PWD/run"; return 3; }
 	return "$rc"

@@ -32,9 +32,10 @@ print("\n".join(str(s.getsockname()[1]) for s in socks))
 lib_alive() {
 	local pid=$1 name=$2 state cmd
 	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	# The process may end between two reads: every read of /proc is allowed to fail quietly.
 	state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[ "$state" != Z ] || return 1
-	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ] || return 1
+	cmd=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
 	case "$cmd" in *"$name"*) return 0 ;; esac
 	return 1
 }

@@ -184,6 +184,11 @@ sess_login_ok(struct http_req *r, const struct user *user)
 static void
 sess_login(struct http_req *r)
 {
+	/* No point hashing a password for a session that cannot be stored. */
+	if (!store_up(sess_conn(r))) {
+		sess_reply_failure(r, STORE_UNAVAILABLE);
+		return;
+	}
 	http_login(r, sess_login_ok);
 }
 

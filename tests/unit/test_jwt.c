@@ -442,7 +442,10 @@ keys_pem_and_limits(void)
 		CHECK(jwt_key_can_sign(priv));
 		CHECK(!jwt_key_can_sign(pub));
 		CHECK_STR(jwt_key_kid(priv), jwt_key_kid(pub));
-		CHECK(jwt_sign(pub, json_object()) == NULL);
+		json_t *empty = json_object();
+
+		CHECK(jwt_sign(pub, empty) == NULL);
+		json_decref(empty);
 	}
 	/* The key-confusion attack starts with a PEM accepted as an HMAC secret. */
 	CHECK(jwt_key_from_secret(pem, strlen(pem), err, sizeof(err)) == NULL);

@@ -115,6 +115,13 @@ jar_through_resp(void)
 	CHECK_STR(jar_get(&j, "sid"), "s1");
 	CHECK_STR(jar_get(&j, "LB"), "app3");
 	CHECK_STR(r.r_served_by, "app3");
+	/* A failed answer's cookies are ignored: the user keeps its session (no re-login). */
+	static const char fail[] = "HTTP/1.1 401 Unauthorized\r\nSet-Cookie: sid=; Max-Age=0\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	resp_reset(&r, &j, NULL);
+	CHECK_INT(resp_head(&r, fail, sizeof(fail) - 1), 0);
+	CHECK_INT(r.r_jar_changed, 0);
+	CHECK_STR(jar_get(&j, "sid"), "s1");
 	jar_free(&j);
 }
 
