@@ -1,6 +1,6 @@
 /*
- * The admin listener: GET /status (JSON: every backend with its state and counters) and
- * GET /metrics (Prometheus text). Low traffic, so it uses evhttp on the main thread's loop;
+ * The admin listener: GET /status (JSON: every backend with its state and counters, and the
+ * routes with their pools) and GET /metrics (Prometheus text). Low traffic, so it uses evhttp on the main thread's loop;
  * the numbers it reads are the atomics the workers update.
  */
 #include "lb.h"
@@ -15,24 +15,48 @@
 
 static struct evhttp *admin_http;
 
+/* The routes: prefix ("/" for the default pool), stickiness and backend addresses. */
+static void
+admin_routes(struct evbuffer *out)
+{
+	int i, k;
+
+	evbuffer_add_printf(out, "\"routes\": [");
+	for (i = 0; i < lb_nroutes; i++) {
+		struct route *rt = &lb_routes[i];
+
+		evbuffer_add_printf(out, "%s\n  {\"prefix\": \"%s\", \"default\": %s, "
+		    "\"sticky\": %s, \"backends\": [", i ? "," : "", i ? rt->rt_prefix : "/",
+		    i ? "false" : "true", rt->rt_sticky ? "true" : "false");
+		for (k = 0; k < rt->rt_nbe; k++)
+			evbuffer_add_printf(out, "%s\"%s\"", k ? ", " : "",
+			    lb_backends[rt->rt_be[k]].be_name);
+		evbuffer_add_printf(out, "]}");
+	}
+	evbuffer_add_printf(out, "\n], ");
+}
+
 static void
 admin_status(struct evbuffer *out)
 {
 	int i;
 
 	evbuffer_add_printf(out, "{\"sticky\": %s, \"clients\": %lld, \"requests\": %llu, "
-	    "\"retries\": %llu, \"backends\": [", lb_conf.sticky ? "true" : "false",
+	    "\"retries\": %llu, ", lb_conf.sticky ? "true" : "false",
 	    (long long)atomic_load(&lb_stats.st_clients),
 	    (unsigned long long)atomic_load(&lb_stats.st_requests),
 	    (unsigned long long)atomic_load(&lb_stats.st_retries));
+	admin_routes(out);
+	evbuffer_add_printf(out, "\"backends\": [");
 	for (i = 0; i < lb_nbackends; i++) {
 		struct backend *be = &lb_backends[i];
 		unsigned long long req = atomic_load(&be->be_requests);
 		unsigned long long fail = atomic_load(&be->be_failures);
 		unsigned long long sum = atomic_load(&be->be_latsum_us);
 
-		evbuffer_add_printf(out, "%s\n  {\"address\": \"%s\", \"up\": %s, \"requests\": %llu,"
-		    " \"failures\": %llu, \"latency_ms_avg\": %.3f}", i ? "," : "", be->be_name,
+		evbuffer_add_printf(out, "%s\n  {\"address\": \"%s\", \"route\": \"%s\", \"up\": %s, "
+		    "\"requests\": %llu, \"failures\": %llu, \"latency_ms_avg\": %.3f}", i ? "," : "",
+		    be->be_name, be->be_route ? lb_routes[be->be_route].rt_prefix : "/",
 		    atomic_load(&be->be_up) ? "true" : "false", req, fail,
 		    req > fail ? (double)sum / 1000.0 / (double)(req - fail) : 0.0);
 	}

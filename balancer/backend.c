@@ -1,7 +1,8 @@
 /*
- * The backend pool shared by every worker thread: addresses, up/down state, the round-robin
- * counter, the sticky cookie values, per-backend counters, and the active health checks
- * (GET /healthz on the main thread's event loop). State shared across threads is atomic.
+ * The backends shared by every worker thread: addresses, up/down state, the choice within a
+ * route's pool (round robin or sticky cookie), the sticky cookie values, per-backend counters,
+ * and the active health checks (GET /healthz on the main thread's event loop). State shared
+ * across threads is atomic.
  */
 #include "lb.h"
 
@@ -24,11 +25,10 @@ const double lb_lat_bounds_ms[LB_LAT_BUCKETS] = {
 	0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000
 };
 
-static atomic_ulong backend_rr;
 static struct event *backend_hctimer;
 
 void
-backend_add(const char *spec)
+backend_add(int route, const char *spec)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
@@ -61,22 +61,27 @@ backend_add(const char *spec)
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(be->be_cookie + 2 * i, 3, "%02x", rnd[i]);
 	atomic_store(&be->be_up, 1);
+	be->be_route = route;
+	lb_routes[route].rt_be[lb_routes[route].rt_nbe++] = lb_nbackends;
 	lb_nbackends++;
 }
 
 int
-backend_choose(const char *cookie, size_t cookielen, uint64_t tried)
+backend_choose(int route, const char *cookie, size_t cookielen, uint64_t tried)
 {
+	struct route *rt = &lb_routes[route];
 	int i, k;
 
 	if (cookie != NULL && cookielen == 16) {
-		for (i = 0; i < lb_nbackends; i++)
+		for (k = 0; k < rt->rt_nbe; k++) {
+			i = rt->rt_be[k];
 			if (memcmp(lb_backends[i].be_cookie, cookie, 16) == 0 &&
 			    atomic_load(&lb_backends[i].be_up) && !(tried & (1ULL << i)))
 				return i;
+		}
 	}
-	for (k = 0; k < lb_nbackends; k++) {
-		i = (int)(atomic_fetch_add(&backend_rr, 1) % (unsigned long)lb_nbackends);
+	for (k = 0; k < rt->rt_nbe; k++) {
+		i = rt->rt_be[atomic_fetch_add(&rt->rt_rr, 1) % (unsigned long)rt->rt_nbe];
 		if (atomic_load(&lb_backends[i].be_up) && !(tried & (1ULL << i)))
 			return i;
 	}

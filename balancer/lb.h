@@ -1,7 +1,7 @@
 /*
- * The balancer's private header: configuration, the HTTP/1.1 head parser (parse.c), backends
- * with health and choice (backend.c), the proxy's per-thread workers (proxy.c), TLS set-up
- * (tls.c) and the admin listener (admin.c).
+ * The balancer's private header: configuration, the HTTP/1.1 head parser (parse.c), path routes
+ * to separate pools (route.c), backends with health and choice (backend.c), the proxy's
+ * per-thread workers (proxy.c), TLS set-up (tls.c) and the admin listener (admin.c).
  */
 #ifndef LB_H
 #define LB_H
@@ -22,6 +22,8 @@
 #define LB_CHUNK_LINE_MAX	256	/* chunk-size line with extensions, one trailer line */
 #define LB_TRAILERS_MAX		4096
 #define LB_REQID_MAX		64
+#define LB_MAX_ROUTES		17	/* the default pool and 16 --route prefixes */
+#define LB_PREFIX_MAX		64	/* bounds what cookie rewriting adds to a head */
 
 /* ---- Configuration (main.c) ---- */
 
@@ -114,6 +116,38 @@ int parse_reqid_ok(const char *s, size_t len);
 /* Finds cookie name in a Cookie header value; returns its value (borrowed) or NULL. */
 const char *parse_cookie(const char *v, size_t vlen, const char *name, size_t *outlen);
 
+/* ---- Routes (route.c) ---- */
+
+/*
+ * A pool of backends with its own round robin and stickiness. Route 0 is the default pool
+ * (--backend, --sticky) and takes every path no other route matches; it may be empty. The
+ * others (--route) match a path prefix, which the balancer replaces by "/" in the request line
+ * and adds in front of the Path of the pool's cookies, so that pools never share a cookie.
+ */
+struct route {
+	char		 rt_prefix[LB_PREFIX_MAX + 1];	/* "" for the default route */
+	size_t		 rt_prefixlen;
+	int		 rt_sticky;
+	int		 rt_be[LB_MAX_BACKENDS];	/* indices into lb_backends */
+	int		 rt_nbe;
+	atomic_ulong	 rt_rr;
+};
+
+extern struct route lb_routes[LB_MAX_ROUTES];
+extern int lb_nroutes;
+
+/* Adds a route from "PREFIX=[sticky:]HOST:PORT[,HOST:PORT...]"; exits 2 when it is bad. */
+void route_add(const char *spec);
+/* The route for a request target: the longest matching prefix, else 0 (the default). */
+int route_match(const char *target, size_t len);
+/*
+ * Writes the Set-Cookie value v[0..len) to out[0..size) with its Path under rt's prefix: a
+ * Path "/x" becomes "PREFIXx", and a cookie without a valid Path gets "Path=PREFIX". Returns
+ * the length of the result, like snprintf: when it is more than size, out holds only a part.
+ */
+size_t route_cookie_path(const struct route *rt, const char *v, size_t len, char *out,
+    size_t size);
+
 /* ---- Backends (backend.c) ---- */
 
 #define LB_LAT_BUCKETS	12
@@ -125,6 +159,7 @@ struct backend {
 	struct sockaddr_storage be_ss;
 	socklen_t	 be_sslen;
 	char		 be_cookie[17];	/* the opaque sticky cookie value naming this backend */
+	int		 be_route;	/* the pool it belongs to: lb_routes[] */
 	atomic_int	 be_up;
 	atomic_int	 be_hcok;	/* consecutive good / bad checks */
 	atomic_int	 be_hcfail;
@@ -139,13 +174,14 @@ extern struct backend lb_backends[LB_MAX_BACKENDS];
 extern int lb_nbackends;
 extern const double lb_lat_bounds_ms[LB_LAT_BUCKETS];
 
-/* Adds a backend from "HOST:PORT"; exits 2 on a bad address. */
-void backend_add(const char *spec);
+/* Adds a backend from "HOST:PORT" to the pool of route; exits 2 on a bad address. */
+void backend_add(int route, const char *spec);
 /*
- * Picks the backend for one request: the sticky cookie's backend if it is up and not in tried,
- * otherwise the next healthy one in the shared round robin. Returns an index or -1.
+ * Picks the backend of route for one request: the sticky cookie's backend if it is in that pool,
+ * up and not in tried, otherwise the next healthy one in the route's round robin. Returns an
+ * index into lb_backends or -1.
  */
-int backend_choose(const char *cookie, size_t cookielen, uint64_t tried);
+int backend_choose(int route, const char *cookie, size_t cookielen, uint64_t tried);
 /* Passive health: a connection failed, so the backend is down until checks bring it back. */
 void backend_mark_down(struct backend *be, const char *why);
 /* Counts one answered request and its time to the response head. */
@@ -182,7 +218,7 @@ void proxy_worker_run(struct worker *w);
 void proxy_worker_stop(struct worker *w);
 /* Frees the worker, closing what is left. */
 void proxy_worker_free(struct worker *w);
-/* A listening socket on "HOST:PORT" with SO_REUSEPORT, or -1 (logged). */
+/* A listening socket on "HOST:PORT" (SO_REUSEPORT with --threads > 1), or -1 (logged). */
 int proxy_listen(const char *addr);
 
 /* ---- TLS (tls.c) ---- */

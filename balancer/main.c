@@ -1,8 +1,9 @@
 /*
  * balancer: a round-robin HTTP(S) reverse proxy for the demo cluster. Every request (not every
  * connection) goes to the next healthy backend, so a keep-alive client visibly hops servers;
- * --sticky pins clients with a cookie instead. This file reads the flags, sets up listeners,
- * TLS, health checks and the admin listener, runs one worker per thread and stops gracefully.
+ * --sticky pins clients with a cookie instead, and --route gives path prefixes pools of their
+ * own. This file reads the flags, sets up listeners, TLS, health checks and the admin listener,
+ * runs one worker per thread and stops gracefully.
  */
 #include "lb.h"
 
@@ -32,15 +33,20 @@ struct lb_config lb_conf = {
 
 static const char usage[] =
 "usage: balancer [--listen HOST:PORT] [--tls-listen HOST:PORT --cert FILE --key FILE]\n"
-"                --backend HOST:PORT [--backend HOST:PORT ...] [options]\n"
+"                --backend HOST:PORT [--backend HOST:PORT ...]\n"
+"                [--route PREFIX=[sticky:]HOST:PORT[,HOST:PORT...] ...] [options]\n"
 "\n"
 "Round-robin HTTP/1.1 reverse proxy: each request goes to the next healthy backend.\n"
 "\n"
 "  --listen HOST:PORT         plain HTTP listener\n"
 "  --tls-listen HOST:PORT     HTTPS listener (needs --cert and --key)\n"
 "  --cert FILE, --key FILE    PEM certificate chain and private key\n"
-"  --backend HOST:PORT        a backend (repeat for the pool; at most 64)\n"
-"  --sticky                   route by the balancer's cookie \"lb\" instead of round robin\n"
+"  --backend HOST:PORT        a backend of the default pool (repeat; at most 64 in all)\n"
+"  --sticky                   default pool: route by the balancer's cookie \"lb\", not round robin\n"
+"  --route PREFIX=[sticky:]HOST:PORT[,HOST:PORT...]\n"
+"                             paths starting with PREFIX (\"/name/\") go to a pool of their own,\n"
+"                             with PREFIX replaced by \"/\" and added to the Path of its cookies;\n"
+"                             with routes, --backend may be left out (other paths get 404)\n"
 "  --admin HOST:PORT          GET /status (JSON) and GET /metrics (Prometheus)\n"
 "  --threads N                event-loop threads (default 1)\n"
 "  --health-interval MS       active GET /healthz period (default 1000)\n"
@@ -57,7 +63,7 @@ static const char usage[] =
 enum {
 	OPT_LISTEN = 1, OPT_TLS_LISTEN, OPT_CERT, OPT_KEY, OPT_BACKEND, OPT_STICKY, OPT_ADMIN,
 	OPT_THREADS, OPT_HEALTH, OPT_CONNECT, OPT_BACKEND_TO, OPT_HEADER, OPT_IDLE, OPT_GRACE,
-	OPT_MAXBODY, OPT_QUIET, OPT_DEBUG
+	OPT_MAXBODY, OPT_QUIET, OPT_DEBUG, OPT_ROUTE
 };
 
 static const struct option main_opts[] = {
@@ -67,6 +73,7 @@ static const struct option main_opts[] = {
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "sticky", no_argument, NULL, OPT_STICKY },
+	{ "route", required_argument, NULL, OPT_ROUTE },
 	{ "admin", required_argument, NULL, OPT_ADMIN },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "health-interval", required_argument, NULL, OPT_HEALTH },
@@ -102,8 +109,9 @@ main_flags(int argc, char *argv[], int *debug)
 			break;
 		case OPT_CERT: lb_conf.cert = optarg; break;
 		case OPT_KEY: lb_conf.key = optarg; break;
-		case OPT_BACKEND: backend_add(optarg); break;
+		case OPT_BACKEND: backend_add(0, optarg); break;
 		case OPT_STICKY: lb_conf.sticky = 1; break;
+		case OPT_ROUTE: route_add(optarg); break;
 		case OPT_ADMIN:
 			cli_addr_or_die("--admin", optarg, host, sizeof(host), &port);
 			lb_conf.admin = optarg;
@@ -140,7 +148,11 @@ main_flags(int argc, char *argv[], int *debug)
 	if (optind < argc)
 		cli_bad("unexpected argument %s", argv[optind]);
 	if (lb_nbackends == 0)
-		cli_bad("at least one --backend is needed");
+		cli_bad("at least one --backend (or --route) is needed");
+	if (lb_conf.sticky && lb_routes[0].rt_nbe == 0)
+		cli_bad("--sticky applies to the --backend pool; a route is made sticky with "
+		    "PREFIX=sticky:HOST:PORT");
+	lb_routes[0].rt_sticky = lb_conf.sticky;
 	if (lb_conf.listen == NULL && lb_conf.tls_listen == NULL)
 		cli_bad("--listen or --tls-listen is needed");
 	if (lb_conf.tls_listen != NULL && (lb_conf.cert == NULL || lb_conf.key == NULL))
@@ -226,10 +238,10 @@ main(int argc, char *argv[])
 			main_signal(SIGTERM, 0, NULL);
 			break;
 		}
-	log_info("listening on %s%s%s with %d backends, %d threads%s",
+	log_info("listening on %s%s%s with %d backends, %d routes, %d threads%s",
 	    lb_conf.listen ? lb_conf.listen : "", lb_conf.listen && lb_conf.tls_listen ? " and " : "",
-	    lb_conf.tls_listen ? lb_conf.tls_listen : "", lb_nbackends, lb_conf.threads,
-	    lb_conf.sticky ? ", sticky" : "");
+	    lb_conf.tls_listen ? lb_conf.tls_listen : "", lb_nbackends, lb_nroutes - 1,
+	    lb_conf.threads, lb_conf.sticky ? ", sticky" : "");
 	proxy_worker_run(main_workers[0]);
 	for (i = 1; i < started; i++)
 		pthread_join(tids[i], NULL);

@@ -34,7 +34,8 @@
 #define PROXY_BUF_LOW		(256 * 1024)	/* ... and resume below this */
 #define PROXY_INPUT_MAX		(64 * 1024)	/* read no further ahead than this */
 #define PROXY_LINGER_MS		1000
-#define PROXY_OUT_SIZE		(LB_RESP_HEAD_MAX + 4096)
+/* Room for what the proxy adds to a head: its own fields, route prefixes in cookie paths. */
+#define PROXY_OUT_SIZE		(LB_RESP_HEAD_MAX + 8192)
 
 enum clt_state {
 	CLT_HEAD,	/* waiting for a request head */
@@ -94,6 +95,7 @@ struct client {
 	size_t			 clt_reqheadsize;
 	uint64_t		 clt_tried;	/* backends that failed this request */
 	int			 clt_tries;
+	int			 clt_route;	/* lb_routes[] */
 	int			 clt_be;	/* chosen backend or -1 */
 	int			 clt_setcookie;
 	char			 clt_cookie[17];/* the sticky cookie the client sent */
@@ -120,6 +122,7 @@ struct worker {
 	struct parse_head	 w_head;	/* scratch: heads are parsed and used at once */
 	char			 w_out[PROXY_OUT_SIZE];
 	size_t			 w_outlen;
+	int			 w_outfull;	/* the head did not fit in w_out */
 	struct evbuffer		*w_tx;		/* scratch: what one callback sends to one peer */
 	uint64_t		 w_seq;
 };
@@ -185,9 +188,12 @@ proxy_send_backend(struct bconn *bc)
 static void
 proxy_out(struct worker *w, const char *s, size_t len)
 {
-	/* Heads are bounded by the parser's limits; the margin covers what we add. */
-	if (w->w_outlen + len > sizeof(w->w_out))
+	/* Heads are bounded by the parser's limits; the margin covers what we add, and a head
+	 * that still does not fit is refused by the caller, never sent cut short. */
+	if (w->w_outlen + len > sizeof(w->w_out)) {
 		len = sizeof(w->w_out) - w->w_outlen;
+		w->w_outfull = 1;
+	}
 	memcpy(w->w_out + w->w_outlen, s, len);
 	w->w_outlen += len;
 }
@@ -207,19 +213,46 @@ proxy_outhdr(struct worker *w, const struct parse_hdr *f)
 	proxy_out(w, "\r\n", 2);
 }
 
-/* The request head as the backends get it: hop-by-hop fields out, forwarding fields in. */
+/* A Set-Cookie field of a routed response, with the route's prefix in its Path. */
+static void
+proxy_outcookie(struct worker *w, const struct route *rt, const struct parse_hdr *f)
+{
+	size_t n, room;
+
+	proxy_out(w, f->name, f->namelen);
+	proxy_out(w, ": ", 2);
+	room = sizeof(w->w_out) - w->w_outlen;
+	n = route_cookie_path(rt, f->value, f->valuelen, w->w_out + w->w_outlen, room);
+	if (n > room) {
+		w->w_outlen = sizeof(w->w_out);
+		w->w_outfull = 1;
+		return;
+	}
+	w->w_outlen += n;
+	proxy_out(w, "\r\n", 2);
+}
+
+/*
+ * The request head as the backends get it: the route's prefix replaced by "/", hop-by-hop
+ * fields out, forwarding fields in.
+ */
 static void
 proxy_build_request(struct client *clt, const struct parse_head *h)
 {
 	struct worker *w = clt->clt_w;
-	size_t i;
+	size_t i, skip = lb_routes[clt->clt_route].rt_prefixlen;
 	int cl = 0;
 	char num[32];
 
 	w->w_outlen = 0;
+	w->w_outfull = 0;
 	proxy_out(w, h->method, h->methodlen);
 	proxy_out(w, " ", 1);
-	proxy_out(w, h->target, h->targetlen);
+	if (skip > 0) {
+		proxy_out(w, "/", 1);
+		proxy_out(w, h->target + skip, h->targetlen - skip);
+	} else
+		proxy_out(w, h->target, h->targetlen);
 	proxy_outs(w, " HTTP/1.1\r\n");
 	for (i = 0; i < h->nhdrs; i++) {
 		switch (h->hdrs[i].kind) {
@@ -256,22 +289,30 @@ proxy_build_request(struct client *clt, const struct parse_head *h)
 	proxy_outs(w, "\r\n");
 }
 
-/* The response head as the client gets it. */
+/* The response head as the client gets it; w->w_outfull tells that it did not fit. */
 static void
 proxy_build_response(struct client *clt, const struct parse_head *h, int chunked)
 {
 	struct worker *w = clt->clt_w;
+	const struct route *rt = &lb_routes[clt->clt_route];
 	char line[64];
 	size_t i;
 
 	w->w_outlen = 0;
+	w->w_outfull = 0;
 	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", h->status);
 	proxy_outs(w, line);
 	proxy_out(w, h->reason, h->reasonlen);
 	proxy_outs(w, "\r\n");
-	for (i = 0; i < h->nhdrs; i++)
-		if (h->hdrs[i].kind != HDR_HOP && h->hdrs[i].kind != HDR_TE)
+	for (i = 0; i < h->nhdrs; i++) {
+		if (h->hdrs[i].kind == HDR_HOP || h->hdrs[i].kind == HDR_TE)
+			continue;
+		if (rt->rt_prefixlen > 0 && h->hdrs[i].namelen == 10 &&
+		    strncasecmp(h->hdrs[i].name, "set-cookie", 10) == 0)
+			proxy_outcookie(w, rt, &h->hdrs[i]);
+		else
 			proxy_outhdr(w, &h->hdrs[i]);
+	}
 	if (h->status < 200) {
 		proxy_outs(w, "\r\n");
 		return;
@@ -281,8 +322,10 @@ proxy_build_response(struct client *clt, const struct parse_head *h, int chunked
 	if (clt->clt_setcookie) {
 		proxy_outs(w, "Set-Cookie: lb=");
 		proxy_outs(w, lb_backends[clt->clt_be].be_cookie);
-		proxy_outs(w, clt->clt_tls ? "; Path=/; HttpOnly; SameSite=Lax; Secure\r\n" :
-		    "; Path=/; HttpOnly; SameSite=Lax\r\n");
+		proxy_outs(w, "; Path=");
+		proxy_outs(w, rt->rt_prefixlen > 0 ? rt->rt_prefix : "/");
+		proxy_outs(w, clt->clt_tls ? "; HttpOnly; SameSite=Lax; Secure\r\n" :
+		    "; HttpOnly; SameSite=Lax\r\n");
 	}
 	if (!clt->clt_keepalive)
 		proxy_outs(w, "Connection: close\r\n");
@@ -317,6 +360,7 @@ proxy_status_code(int status)
 {
 	switch (status) {
 	case 400: return "bad_request";
+	case 404: return "not_found";
 	case 405: return "method_not_allowed";
 	case 408: return "request_timeout";
 	case 413: return "payload_too_large";
@@ -334,6 +378,7 @@ proxy_status_reason(int status)
 {
 	switch (status) {
 	case 400: return "Bad Request";
+	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
@@ -664,7 +709,7 @@ proxy_dispatch(struct client *clt)
 			proxy_error(clt, 502, "no backend could be reached");
 			return;
 		}
-		idx = backend_choose(lb_conf.sticky && clt->clt_cookie[0] ? clt->clt_cookie : NULL,
+		idx = backend_choose(clt->clt_route, clt->clt_cookie[0] ? clt->clt_cookie : NULL,
 		    strlen(clt->clt_cookie), clt->clt_tried);
 		if (idx < 0) {
 			proxy_error(clt, clt->clt_tries == 1 ? 503 : 502,
@@ -673,7 +718,7 @@ proxy_dispatch(struct client *clt)
 			return;
 		}
 		clt->clt_be = idx;
-		clt->clt_setcookie = lb_conf.sticky &&
+		clt->clt_setcookie = lb_routes[clt->clt_route].rt_sticky &&
 		    strcmp(clt->clt_cookie, lb_backends[idx].be_cookie) != 0;
 		/* A request that must not be sent twice never rides a connection that may
 		 * turn out to have been closed by the backend meanwhile. */
@@ -726,13 +771,14 @@ proxy_request(struct client *clt, const struct parse_head *h)
 	memset(&clt->clt_reqchunk, 0, sizeof(clt->clt_reqchunk));
 	clt->clt_cookie[0] = '\0';
 	clt->clt_reqid[0] = '\0';
+	clt->clt_route = route_match(h->target, h->targetlen);
 	for (i = 0; i < h->nhdrs; i++) {
 		const struct parse_hdr *f = &h->hdrs[i];
 
 		if (f->kind == HDR_XRID && parse_reqid_ok(f->value, f->valuelen)) {
 			memcpy(clt->clt_reqid, f->value, f->valuelen);
 			clt->clt_reqid[f->valuelen] = '\0';
-		} else if (f->kind == HDR_COOKIE && lb_conf.sticky &&
+		} else if (f->kind == HDR_COOKIE && lb_routes[clt->clt_route].rt_sticky &&
 		    (v = parse_cookie(f->value, f->valuelen, "lb", &vlen)) != NULL && vlen == 16) {
 			memcpy(clt->clt_cookie, v, 16);
 			clt->clt_cookie[16] = '\0';
@@ -743,6 +789,10 @@ proxy_request(struct client *clt, const struct parse_head *h)
 		    w->w_id, (unsigned long long)++w->w_seq);
 	if (h->framing == FRAME_LENGTH && h->length > lb_conf.max_body) {
 		proxy_error(clt, 413, "request body too large");
+		return -1;
+	}
+	if (lb_routes[clt->clt_route].rt_nbe == 0) {
+		proxy_error(clt, 404, "no route serves this path");
 		return -1;
 	}
 	proxy_build_request(clt, h);
@@ -877,6 +927,12 @@ proxy_response_head(struct bconn *bc)
 	chunked = h->framing == FRAME_CHUNKED && !bc->bc_dechunk;
 	clt->clt_status = h->status;
 	proxy_build_response(clt, h, chunked);
+	if (w->w_outfull) {
+		log_warnx("backend %s: response head too large once rewritten",
+		    lb_backends[bc->bc_idx].be_name);
+		proxy_error(clt, 502, "the backend's response head is too large");
+		return -1;
+	}
 	evbuffer_add(out, w->w_out, w->w_outlen);
 	evbuffer_drain(in, h->headlen);
 	clt->clt_respstarted = 1;
@@ -1305,9 +1361,11 @@ proxy_listen(const char *addr)
 	}
 	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
 		goto fail;
-	/* Every worker binds its own socket; the kernel spreads connections over them. */
+	/* Every worker binds its own socket; the kernel spreads connections over them. With one
+	 * thread, no SO_REUSEPORT: a second balancer on the same port must fail, not share it. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    (lb_conf.threads > 1 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 || listen(fd, 1024) == -1)
 		goto fail;
 	freeaddrinfo(res);

@@ -17,6 +17,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <sys/queue.h>
+
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -529,6 +531,28 @@ http_sane_id(const char *s)
 	return n > 0;
 }
 
+/* Headers that must appear at most once: with two, one part of a system could read the first and
+ * another the last (credentials or client facts smuggled past a check). Returns the repeated
+ * name, or NULL. */
+static const char *
+http_repeated_header(struct http_req *r)
+{
+	static const char *const single[] = { "Authorization", "Cookie", "Content-Type", "Host",
+	    "X-Forwarded-Proto", "X-Request-Id" };
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	struct evkeyval *kv;
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(single) / sizeof(single[0]); i++) {
+		n = 0;
+		TAILQ_FOREACH(kv, h, next)
+			if (strcasecmp(kv->key, single[i]) == 0 && ++n > 1)
+				return single[i];
+	}
+	return NULL;
+}
+
 /* Fills peer, secure and id, believing X-Forwarded-* only from a trusted proxy. */
 static void
 http_req_init(struct http_req *r)
@@ -588,6 +612,13 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	t->th_inflight++;
 	http_req_init(r);
 
+	if ((path = http_repeated_header(r)) != NULL) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "The %s header may appear only once.", path);
+		http_reply_error(r, 400, "bad_request", msg);
+		return;
+	}
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	for (i = 0; app->routes[i].path != NULL && route == NULL; i++)
 		if (path != NULL && strcmp(app->routes[i].path, path) == 0)

@@ -118,7 +118,8 @@ main(int argc, char *argv[])
 	free(workers);
 	total.st_duration = (double)(end - main_run.start_us) / 1e6;
 
-	report_text(&total, &cfg, stdout);
+	/* With --json - the JSON owns stdout, so that it can be piped; the text goes aside. */
+	report_text(&total, &cfg, cfg.json != NULL && strcmp(cfg.json, "-") == 0 ? stderr : stdout);
 	fflush(stdout);
 	if (cfg.json != NULL && report_json(&total, &cfg, cfg.json) == -1)
 		rc = 1;

@@ -24,8 +24,8 @@ usage: scripts/bench.sh [--balancer ours|haproxy|nginx] [--instances N] [--round
 
   --balancer        which balancer fronts every cluster (default ours)
   --instances N     login servers per cluster (default 3)
-  --rounds R        measured rounds; each runs every variant once (default 3)
-  --duration S      seconds per measured run (default 5)
+  --rounds R        measured rounds; each runs every variant once (default 5)
+  --duration S      seconds per measured run (default 4)
   --warmup S        seconds of unrecorded load per variant first (default 2)
   --users N         virtual users, each logging in once (default 24)
   --concurrency C   connections (default: one per user)
@@ -38,7 +38,7 @@ Programs come from \$AUTH_BIN (default: <repo>/bin). The defaults take about 2.5
 EOF
 }
 
-B_BALANCER=ours B_INSTANCES=3 ROUNDS=3 DURATION=5 WARMUP=2 B_USERS=24 B_CONC='' B_THREADS=1
+B_BALANCER=ours B_INSTANCES=3 ROUNDS=5 DURATION=4 WARMUP=2 B_USERS=24 B_CONC='' B_THREADS=1
 VARIANTS=$ALL_VARIANTS OUT='' WRK=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -186,12 +186,12 @@ if [ "$WRK" = 1 ]; then
 	first=${VARIANTS%% *}
 	target=$(sed -n 's/^SERVER_app1=//p' "$OUT/run/$first/cluster.env")
 	: >"$OUT/raw/wrk-compare.txt"
-	for r in 1 2 3; do
-		say "loadgen versus wrk on http://$target/healthz, round $r/3"
+	for r in 1 2 3 4 5; do
+		say "loadgen versus wrk on http://$target/healthz, round $r/5"
 		w=$(wrk -t "$B_THREADS" -c 10 -d 2 "http://$target/healthz" | awk '/^Requests\/sec/ { print $2 }')
 		l=$("$LOADGEN" --url "http://$target" --path /healthz --flow none --concurrency 10 \
 			--threads "$B_THREADS" --duration 2 --json - 2>/dev/null |
-			"$PYTHON" -c 'import json, sys; t = sys.stdin.read(); print(json.loads(t[t.index("{"):])["rps"])')
+			"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["rps"])')
 		echo "$w $l" >>"$OUT/raw/wrk-compare.txt"
 	done
 fi
@@ -269,7 +269,7 @@ md += ["", f"Expected auth-failure rate for session-memory with round robin: (N-
        "from /proc/PID/stat over the run, divided by the requests answered."]
 if wrk:
     md += ["", f'loadgen versus wrk on a trivial endpoint (GET /healthz of one server, 10 connections, '
-           f'{threads} thread(s), median of 3): wrk {wrk["wrk_rps"]:.0f} req/s, loadgen '
+           f'{threads} thread(s), median of 5 interleaved runs): wrk {wrk["wrk_rps"]:.0f} req/s, loadgen '
            f'{wrk["loadgen_rps"]:.0f} req/s, ratio **{wrk["ratio"]:.2f}**.']
 md += ["", "Charts: throughput.svg, latency.svg, failures.svg, cpu.svg. Raw reports: raw/."]
 open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
@@ -291,25 +291,28 @@ set yrange [0:*]
 set output "throughput.svg"
 set title "Throughput per variant (median requests/s)"
 set ylabel "requests/s"
-plot "summary.dat" using 2:xtic(1) title "requests/s" linecolor rgb "#4477aa"
+plot "summary.dat" using 2:xtic(1) title "requests/s" linecolor rgb "#4477aa", \
+     "" using 0:2:(sprintf("%.0f", $2)) with labels offset char 0,0.8 notitle
 
 set output "failures.svg"
 set title "Authentication failures (401 after a successful login)"
 set ylabel "% of profile requests"
 set yrange [0:100]
-plot "summary.dat" using 7:xtic(1) title "auth failures %" linecolor rgb "#cc3311"
+plot "summary.dat" using 7:xtic(1) title "auth failures %" linecolor rgb "#cc3311", \
+     "" using 0:7:(sprintf("%.1f%%", $7)) with labels offset char 0,0.8 notitle
 
 set output "cpu.svg"
 set title "Cluster CPU time per request (servers + balancer + Redis)"
 set ylabel "µs per request"
 set yrange [0:*]
-plot "summary.dat" using 8:xtic(1) title "CPU µs/request" linecolor rgb "#228833"
+plot "summary.dat" using 8:xtic(1) title "CPU µs/request" linecolor rgb "#228833", \
+     "" using 0:8:(sprintf("%.0f", $8)) with labels offset char 0,0.8 notitle
 
 set output "latency.svg"
 set title "Latency percentiles (median over rounds)"
 set ylabel "milliseconds (log scale)"
 set logscale y
-set yrange [*:*]
+set yrange [0.1:*]
 plot "summary.dat" using 3:xtic(1) title "p50" linecolor rgb "#66ccee", \
      "" using 4 title "p90" linecolor rgb "#4477aa", \
      "" using 5 title "p99" linecolor rgb "#aa3377", \

@@ -8,7 +8,9 @@ openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy ngi
 case "${1:-test}" in
 test) want="$base" ;;
 bench) want="$base wrk gnuplot-nox" ;;
-web) want="$base chromium nodejs npm" ;;
+web)	# nodejs from some archives ships npm itself; Debian's splits it out.
+	want="$base chromium nodejs"
+	command -v npm >/dev/null 2>&1 || want="$want npm" ;;
 *) echo "deps.sh: unknown target '$1' (test, bench or web)" >&2; exit 2 ;;
 esac
 missing=""

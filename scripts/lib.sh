@@ -27,14 +27,17 @@ print("\n".join(str(s.getsockname()[1]) for s in socks))
 ' "$1"
 }
 
-# True when PID is a live (not zombie) process whose command line mentions NAME. The name check
-# keeps a stale pid file from ever making us signal somebody else's process.
+# True when PID is a live (not zombie) process whose command line mentions NAME, or a child of
+# this shell (one just forked may not have exec'd NAME yet). The name check keeps a stale pid file
+# from ever making us signal somebody else's process.
 lib_alive() {
-	local pid=$1 name=$2 state cmd
-	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	local pid=$1 name=$2 stat cmd
+	[ -n "$pid" ] || return 1
 	# The process may end between two reads: every read of /proc is allowed to fail quietly.
-	state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[ -n "$state" ] && [ "$state" != Z ] || return 1
+	stat=$( { sed 's/^.*) //' "/proc/$pid/stat"; } 2>/dev/null) || return 1
+	set -- $stat
+	[ -n "${1:-}" ] && [ "$1" != Z ] || return 1
+	[ "${2:-}" = "$$" ] && return 0
 	cmd=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
 	case "$cmd" in *"$name"*) return 0 ;; esac
 	return 1
