@@ -66,6 +66,22 @@ def started_pids(env):
     return pids + children(int(env["PID_balancer"]))
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(root):
+    """Sanitizer reports in any log under root (the servers' stderr goes to RUNDIR/logs)."""
+    found = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".log"):
+                with open(os.path.join(dirpath, name), errors="replace") as f:
+                    text = f.read()
+                if any(m in text for m in SANITIZER_MARKS):
+                    found.append(f"{os.path.join(dirpath, name)}:\n{text[-3000:]}")
+    return found
+
+
 def need(balancer):
     if balancer != "ours" and shutil.which(balancer) is None:
         pytest.skip(f"{balancer} is not installed")
@@ -125,6 +141,7 @@ def up(tmp_path):
         cluster("down", "--dir", d)
         left = [p for p in pids if alive(p)]
         assert not left, f"still running after down: {left}"
+        assert not sanitizer_reports(d)
 
 
 @pytest.mark.parametrize("balancer", BALANCERS)

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 import harness
+from test_cluster import sanitizer_reports
 
 SCRIPT = os.path.join(harness.ROOT, "scripts", "demo.sh")
 TIMEOUT = 300 if harness.SANITIZED else 120
@@ -165,6 +166,7 @@ def test_whole_demo(tmp_path, balancer):
     if not harness.SANITIZED:
         assert r.elapsed < 120, f"the demo took {r.elapsed:.0f} s"
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_lesson_one_with_four_instances(tmp_path):
@@ -175,6 +177,7 @@ def test_lesson_one_with_four_instances(tmp_path):
     assert list(ls) == [1]
     check_round_robin_memory(ls[1], 4)
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_wrong_store_makes_memory_lesson_fail_loudly(tmp_path):
@@ -190,6 +193,7 @@ def test_wrong_store_makes_memory_lesson_fail_loudly(tmp_path):
     reqs = requests(lessons(r.stdout)[1], "/profile")
     assert reqs and reqs[0][2] == 200
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_missing_deny_list_makes_logout_lesson_fail(tmp_path):
@@ -200,6 +204,7 @@ def test_missing_deny_list_makes_logout_lesson_fail(tmp_path):
     assert "revoked token: requests answered 401: expected 3, got 0" in r.stderr
     assert "with the deny-list the token is refused everywhere" not in r.stdout
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_cluster_that_cannot_start_fails_clearly(tmp_path):
@@ -215,6 +220,7 @@ def test_cluster_that_cannot_start_fails_clearly(tmp_path):
     assert "DEMO FAILED in lesson 3" in r.stderr and "could not start the jwt-hs256 cluster" in r.stderr
     assert "refusing to start" in r.stderr
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_interrupt_leaves_nothing(tmp_path):
@@ -231,6 +237,7 @@ def test_interrupt_leaves_nothing(tmp_path):
     p.communicate(timeout=60)
     assert p.returncode != 0
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 def test_serve_keeps_clusters_until_stopped(tmp_path):
@@ -255,6 +262,7 @@ def test_serve_keeps_clusters_until_stopped(tmp_path):
     out, _ = p.communicate(timeout=60)
     assert "Serving" in out and "https://127.0.0.1:" in out
     assert leftovers(tmp_path) == []
+    assert not sanitizer_reports(tmp_path)
 
 
 @pytest.mark.parametrize("args", [["--lesson", "7"], ["--instances", "1"], ["--balancer", "envoy"],
