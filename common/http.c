@@ -47,7 +47,7 @@ struct http_server {
 	atomic_int		 hs_stopping;
 };
 
-const char http_usage[] =
+static const char http_usage[] =
     "  --listen HOST:PORT      where to listen (required)\n"
     "  --id NAME               instance name sent back in X-Served-By (required)\n"
     "  --users FILE            the users file (required)\n"
@@ -59,6 +59,16 @@ const char http_usage[] =
     "  --quiet                 no access log\n"
     "  --debug                 debug logging\n"
     "  --help, --version\n";
+
+void
+http_cli_init(const char *prog, const char *usage)
+{
+	static char text[4096];
+
+	snprintf(text, sizeof(text), "%s\nServer options (both login servers):\n%s", usage,
+	    http_usage);
+	cli_init(prog, text);
+}
 
 /* ---- Metrics: process-wide counters, updated by every thread without locks ---- */
 

@@ -95,8 +95,8 @@ enum {
 	{ "trust-proxy", required_argument, NULL, HTTP_OPT_TRUST }, \
 	{ "quiet", no_argument, NULL, HTTP_OPT_QUIET }, \
 	{ "debug", no_argument, NULL, HTTP_OPT_DEBUG }
-/* Usage lines for those flags. */
-extern const char http_usage[];
+/* cli_init() with the program's own usage followed by the lines for the HTTP_OPT_* flags. */
+void http_cli_init(const char *prog, const char *usage);
 
 /* Sets the defaults (threads 1, workers 2, timeout 10 s, trusted proxies 127.0.0.1 and ::1). */
 void http_config_init(struct http_config *cfg);

@@ -305,7 +305,7 @@ main(int argc, char *argv[])
 	char err[512];
 	int opt, nverify = 0, i, rv;
 
-	cli_init("jwt_server", usage);
+	http_cli_init("jwt_server", usage);
 	http_config_init(&cfg);
 	rconn_config_init(&jwtsrv.js_redis);
 	jwtsrv.js_issuer = jwtsrv.js_audience = "auth-demo";

@@ -188,14 +188,23 @@ cmd_up() {
 	echo "  trust the CA $RUNDIR/tls/ca.pem (or accept the warning once); stop: scripts/web.sh down --dir $RUNDIR"
 }
 
+SLEEP_PID=''
+web_serve_stop() {
+	[ -z "$SLEEP_PID" ] || kill "$SLEEP_PID" 2>/dev/null || true
+	web_stop_dir "$RUNDIR"
+	echo "web.sh: stopped everything in $RUNDIR"
+	exit 0
+}
+
 cmd_serve() {
 	cmd_up "$@"
-	trap 'web_stop_dir "$RUNDIR"; echo "web.sh: stopped"; exit 0' INT TERM
+	trap web_serve_stop INT TERM
 	echo "  serving until Ctrl-C"
 	# wait (unlike a foreground sleep) returns as soon as a trapped signal arrives.
 	while :; do
 		sleep 3600 &
-		wait $! || true
+		SLEEP_PID=$!
+		wait "$SLEEP_PID" || true
 	done
 }
 

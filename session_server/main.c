@@ -300,7 +300,7 @@ main(int argc, char *argv[])
 	char err[512];
 	int opt, rv;
 
-	cli_init("session_server", usage);
+	http_cli_init("session_server", usage);
 	http_config_init(&cfg);
 	rconn_config_init(&rcfg);
 	while ((opt = cli_next(argc, argv, longopts)) != -1) {

@@ -68,10 +68,13 @@ function addLog(col, r) {
     el('span', 'status', (ok ? '✓ ' : '✗ ') + (r.status || 'ERR')),
     el('span', 'req', r.method + ' ' + r.path + (r.note ? ' (' + r.note + ')' : '')),
     el('span', 'ms', Math.round(r.ms) + ' ms'));
-  if (!ok && r.data && r.data.error) li.append(el('span', 'code', r.data.error));
+  if (!ok && r.data && r.data.error) {
+    li.dataset.code = r.data.error;
+    li.append(el('span', 'code', r.data.error));
+  }
   col.log.append(li);
   while (col.log.children.length > LOG_MAX) col.log.firstElementChild.remove();
-  if (r.path === '/profile') {
+  if (r.path === '/profile' && !r.note) {
     col.counts[ok ? 'ok' : 'fail']++;
     updateTally(col);
   }
