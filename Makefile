@@ -105,6 +105,12 @@ test: deps build
 	$(Q)AUTH_BIN=$(abspath $(BIN)) AUTH_UNIT=$(abspath $(BUILD)/tests) SANITIZER=$(SANITIZER) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
+# Drives the teaching page in headless Chromium (Debian's chromium, playwright-core from npm).
+test-web: deps build
+	$(Q)scripts/deps.sh web
+	$(Q)cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+	$(Q)AUTH_BIN=$(abspath $(BIN)) node tests/web/test_page.mjs
+
 demo: deps build
 	$(Q)scripts/demo.sh $(DEMO_ARGS)
 

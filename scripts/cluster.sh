@@ -4,8 +4,10 @@
 # plus a private redis-server when the variant needs one. Everything it makes (certificates, users,
 # keys, configs, logs, pid files, cluster.env) lives in one run directory, and `down` stops
 # everything it started. Run with --help for usage.
+# `[ a ] && [ b ] || fail` is used as "both or fail"; $words lists are split on purpose.
+# shellcheck disable=SC2015,SC2034,SC2086 source-path=SCRIPTDIR
 set -euo pipefail
-LIB_PROG=cluster.sh
+LIB_PROG=cluster.sh # read by lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke"
@@ -433,7 +435,7 @@ cmd_up() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	ports=($(lib_free_ports $((INSTANCES + 3))))
+	mapfile -t ports < <(lib_free_ports $((INSTANCES + 3)))
 	PORTS=(unused "${ports[@]:0:$INSTANCES}")
 	REDIS_PORT=${ports[$INSTANCES]}
 	ADMIN_PORT=${ports[$((INSTANCES + 1))]}

@@ -4,8 +4,9 @@
 # JWTs pay at logout. Every request is shown as a curl line with the server that answered and the
 # status; every lesson checks its own claims and the demo stops with a non-zero exit and a clear
 # message the moment reality differs from the story. Run with --help for usage.
+# shellcheck disable=SC2015,SC2034 source-path=SCRIPTDIR
 set -euo pipefail
-LIB_PROG=demo.sh
+LIB_PROG=demo.sh # read by lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
@@ -136,11 +137,11 @@ demo_cluster() {
 			demo_fail "could not start the $v cluster:" "$err"
 		fi
 	fi
-	# shellcheck disable=SC1091
+	# shellcheck disable=SC1090,SC1091 # written by cluster.sh; sets STICKY, SERVERS, ...
 	. "$d/cluster.env"
 	URL=$BALANCER_URL
 	printf '%s  URL=%s  CA=%s  servers: %s (%s)%s\n' "$C_DIM" "$URL" "$CA" "${SERVERS//,/ }" \
-		"$([ "$STICKY" = 1 ] && echo sticky || echo round robin)" "$C_OFF"
+		"$([ "${STICKY:-0}" = 1 ] && echo sticky || echo round robin)" "$C_OFF"
 }
 
 demo_cluster_down() {
@@ -422,6 +423,7 @@ EOF
 	expect_that "authctl token verify rejects the forged token for its signature, got: $VERIFY_OUT" \
 		grep -q '^invalid: bad_signature' <<<"$VERIFY_OUT"
 	say "" "Another classic: claim the token needs no signature at all (\"alg\": \"none\")."
+	# shellcheck disable=SC2034 # read by demo_req through ${!var}
 	NOSIG=$("$PYTHON" - "$FORGED" <<'EOF'
 import base64, sys
 h = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
@@ -452,7 +454,11 @@ lesson_sticky() {
 	expect "login as carol" "$REQ_STATUS" 200
 	home=$REQ_SERVER
 	cookies=$(awk '!/^#/ || /^#HttpOnly_/ {print $6}' "$jar" | grep -v '^$' | tr '\n' ' ' || true)
-	say "cookies in the jar: $cookies"
+	if [ "$BALANCER" = nginx ]; then
+		say "cookies in the jar: $cookies(nginx pins by client address, not by cookie)"
+	else
+		say "cookies in the jar: $cookies(sid is the session; the other is the balancer's, naming $home)"
+	fi
 	demo_profiles "$n" --jar "$jar"
 	expect "requests answered 200 while $home lives" "$(count_status 200)" "$n"
 	expect "servers that answered (pinned to $home)" "$(printf '%s\n' "${SEEN_SERVERS[@]}" | sort -u | tr -d '\n')" "$home"

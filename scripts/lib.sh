@@ -1,6 +1,7 @@
 # Shell helpers shared by cluster.sh and demo.sh: where the programs are, free ports, waiting for a
 # listener, and stopping a process we started (checked by pid *and* program name, never by name alone).
 # Sourced, not run: `. "$(dirname "$0")/lib.sh"`.
+# shellcheck shell=bash
 
 LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Tests point AUTH_BIN at another build (e.g. the sanitizer one); by default we use `make`'s bin/.
@@ -35,6 +36,7 @@ lib_alive() {
 	[ -n "$pid" ] || return 1
 	# The process may end between two reads: every read of /proc is allowed to fail quietly.
 	stat=$( { sed 's/^.*) //' "/proc/$pid/stat"; } 2>/dev/null) || return 1
+	# shellcheck disable=SC2086 # split the fields of /proc/PID/stat
 	set -- $stat
 	[ -n "${1:-}" ] && [ "$1" != Z ] || return 1
 	[ "${2:-}" = "$$" ] && return 0
@@ -88,6 +90,7 @@ lib_stop() {
 }
 
 # Colours, only when standard output is a terminal (and NO_COLOR is not set).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 lib_colours() {
 	if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-dumb}" != dumb ]; then
 		C_BOLD=$'\e[1m' C_DIM=$'\e[2m' C_RED=$'\e[31m' C_GREEN=$'\e[32m' C_YELLOW=$'\e[33m'

@@ -5,6 +5,7 @@
 # servers and everything else to webdemo.py, so the page and the four variants share one origin.
 # Run with --help for usage.
 set -euo pipefail
+# shellcheck disable=SC2034 # read by lib.sh
 LIB_PROG=web.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -88,7 +89,8 @@ web_servers() {
 }
 
 cmd_up() {
-	local port='' dir='' clusters='' c col variant var d pids=() i routes=() ports wport fport cdir
+	local port='' dir='' clusters='' c col variant var d pids=() routes=() ports wport fport cdir
+	local f w s p ok
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--dir) dir=${2:-}; shift 2 || true ;;
@@ -97,7 +99,8 @@ cmd_up() {
 		*) echo "web.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 		esac
 	done
-	case $port in '' ) ;; *[!0-9]*) echo "web.sh: --port needs a port number" >&2; exit 2 ;; esac
+	case $port in '') ;; *[!0-9]* | 0*) echo "web.sh: --port needs a port number from 1 to 65535" >&2; exit 2 ;; esac
+	[ -z "$port" ] || [ "$port" -le 65535 ] || { echo "web.sh: --port needs a port number from 1 to 65535" >&2; exit 2; }
 	[ -z "$clusters" ] || [ -r "$clusters" ] || lib_die "cannot read --clusters $clusters"
 	RUNDIR=${dir:-$PWD/run/web}
 	mkdir -p "$RUNDIR"
@@ -134,7 +137,7 @@ cmd_up() {
 		wait "${c%%:*}" || { cat "$RUNDIR/logs/cluster-${c#*:}.log" >&2; lib_die "cluster ${c#*:} did not start"; }
 	done
 
-	ports=($(lib_free_ports 2))
+	mapfile -t ports < <(lib_free_ports 2)
 	wport=${ports[0]}
 	if [ -n "$port" ]; then
 		fport=$port
@@ -161,7 +164,7 @@ cmd_up() {
 		--backend "127.0.0.1:$wport" "${routes[@]}"
 	web_wait front "$fport"
 	# Ready when the page and every column answer through the balancer.
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		ok=1
 		for p in / /memory/healthz /sticky/healthz /redis/healthz /jwt/healthz; do
 			curl -sf -o /dev/null --max-time 2 --cacert "$RUNDIR/tls/ca.pem" \

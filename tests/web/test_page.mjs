@@ -2,10 +2,11 @@
 // starts scripts/web.sh up on free ports, trusts the run's certificate by its SPKI hash (no
 // "ignore certificate errors"), clicks through every column, checks what the page shows, saves
 // web/screenshot.png and tears everything down. Prints "N passed, N failed"; exit 1 on a failure.
-// Usage: node tests/web/test_page.mjs   (AUTH_BIN: where the programs are; default bin/)
+// Usage: node tests/web/test_page.mjs   (AUTH_BIN: where the programs are, default bin/;
+// SCREENSHOT: where the screenshot goes, default web/screenshot.png)
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +18,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WEB_SH = path.join(ROOT, 'scripts', 'web.sh');
 const DEADLINE_MS = 240000;
+// The committed screenshot by default; `make test` writes elsewhere to leave the tree alone.
+const SCREENSHOT = process.env.SCREENSHOT || path.join(ROOT, 'web', 'screenshot.png');
 let passed = 0, failed = 0;
 
 function check(name, ok, detail = '') {
@@ -120,6 +123,14 @@ async function main() {
   }, DEADLINE_MS);
   function teardown() {
     spawnSync(WEB_SH, ['down', '--dir', rundir], { stdio: 'ignore', timeout: 60000 });
+    // With a sanitizer build (make SANITIZER=address), a report in any program's log fails.
+    let logs = [];
+    try {
+      logs = readdirSync(rundir, { recursive: true }).filter((f) => f.endsWith('.log'));
+    } catch { /* up failed before making the directory */ }
+    const bad = logs.filter((f) => /AddressSanitizer|LeakSanitizer|runtime error:/.test(
+      readFileSync(path.join(rundir, f), 'utf8')));
+    check('no sanitizer report in the logs', bad.length === 0, bad.join(', '));
     rmSync(tmp, { recursive: true, force: true });
   }
 
@@ -242,7 +253,7 @@ async function main() {
       check('sticky: the user stays on the one new server', distinct(after.map((e) => e.server)) === 1,
         JSON.stringify(after));
       // The screenshot shows the lesson: the stopped server, the moved user, the 401s.
-      await page.screenshot({ path: path.join(ROOT, 'web', 'screenshot.png'), fullPage: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
       await page.click(`${chip} button.ctl`);
       await page.waitForSelector(`${chip}[data-running="true"]`, { timeout: 30000 });
       check('sticky: the start control brings the server back', true);
