@@ -74,9 +74,10 @@ $(BUILD)/%.o: %.c
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-# tests/unit/test_<program>*.c also links that program's modules; the others only common/.
+# tests/unit/test_<program>*.c and test_regress_<program>*.c also link that program's modules;
+# the others only common/.
 define unit_rules
-$(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(foreach p,$(PROGS),$(if $(filter test_$(p)%,$(1)),$(BUILD)/lib$(p).a)) $(BUILD)/libcommon.a
+$(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(foreach p,$(PROGS),$(if $(filter test_$(p)% test_regress_$(p)%,$(1)),$(BUILD)/lib$(p).a)) $(BUILD)/libcommon.a
 	$$(call say,LD,$$@)
 	$(Q)mkdir -p $$(@D) && $$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
@@ -100,6 +101,10 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory SANITIZER=fuzzer fuzz-build
 	$(Q)scripts/fuzz.sh build/fuzzer/fuzz $(FUZZ_SECONDS)
 
+# Fuzzing for FUZZ_SECONDS per harness, then the servers and the balancer under valgrind.
+hardening: deps build
+	$(Q)BIN=$(abspath $(BIN)) MAKE=$(MAKE) scripts/hardening.sh $(FUZZ_SECONDS)
+
 # One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests.
 test: deps build
 	$(Q)AUTH_BIN=$(abspath $(BIN)) AUTH_UNIT=$(abspath $(BUILD)/tests) SANITIZER=$(SANITIZER) \
@@ -112,10 +117,10 @@ test-web: deps build
 	$(Q)AUTH_BIN=$(abspath $(BIN)) node tests/web/test_page.mjs
 
 demo: deps build
-	$(Q)scripts/demo.sh $(DEMO_ARGS)
+	$(Q)AUTH_BIN=$(abspath $(BIN)) scripts/demo.sh $(DEMO_ARGS)
 
 bench: deps build
-	$(Q)scripts/deps.sh bench && scripts/bench.sh $(BENCH_ARGS)
+	$(Q)scripts/deps.sh bench && AUTH_BIN=$(abspath $(BIN)) scripts/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build bin

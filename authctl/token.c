@@ -27,6 +27,7 @@ static const char token_usage[] =
     "usage: authctl token decode TOKEN|-\n"
     "       authctl token verify (--key FILE | --secret-file FILE)... [--issuer NAME]\n"
     "                            [--audience NAME] [--leeway SECONDS] TOKEN|-\n"
+    "                            (issuer and audience default to " JWT_DEFAULT_ISSUER ")\n"
     "  decode   prints header, payload (times also as dates) and the signature's size;\n"
     "           it verifies nothing\n"
     "  verify   prints \"valid\" and the claims (exit 0), or \"invalid: <reason>\" (exit 1)\n"
@@ -145,6 +146,9 @@ token_verify(int argc, char **argv)
 
 	if ((v = jwt_verifier_new()) == NULL)
 		return 1;
+	/* The same defaults as jwt_server, so its tokens verify without flags. */
+	jwt_verifier_set_issuer(v, JWT_DEFAULT_ISSUER);
+	jwt_verifier_set_audience(v, JWT_DEFAULT_ISSUER);
 	while ((c = cli_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case OPT_KEY:

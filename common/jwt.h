@@ -18,6 +18,7 @@
 #define JWT_MIN_SECRET		32	/* bytes of HS256 key material */
 #define JWT_MIN_RSA_BITS	2048
 #define JWT_KID_MAX		64
+#define JWT_DEFAULT_ISSUER	"auth-demo"	/* iss and aud unless configured */
 
 enum jwt_alg { JWT_HS256, JWT_RS256, JWT_ES256, JWT_EDDSA };
 

@@ -18,6 +18,8 @@ log_init(const char *progname, int debug)
 	log_verbose = debug;
 }
 
+static void log_vemit(const char *, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
+
 /* Formats "<time> <prog>: <level><message>[: <errno text>]\n" and writes it at once. */
 static void
 log_vemit(const char *level, int err, const char *fmt, va_list ap)

@@ -24,7 +24,7 @@ struct users {
 	char		 u_dummy[PASSWD_MAX];
 };
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 users_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

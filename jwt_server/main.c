@@ -308,7 +308,7 @@ main(int argc, char *argv[])
 	http_cli_init("jwt_server", usage);
 	http_config_init(&cfg);
 	rconn_config_init(&jwtsrv.js_redis);
-	jwtsrv.js_issuer = jwtsrv.js_audience = "auth-demo";
+	jwtsrv.js_issuer = jwtsrv.js_audience = JWT_DEFAULT_ISSUER;
 	jwtsrv.js_ttl = 900;
 	jwtsrv.js_leeway = JWT_DEFAULT_LEEWAY;
 	while ((opt = cli_next(argc, argv, longopts)) != -1) {

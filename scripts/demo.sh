@@ -593,9 +593,8 @@ if [ "$SERVE" = 1 ]; then
 	done
 	# The teaching page (issue 8) hooks in here: it gets the clusters' run directories.
 	if [ -x "$LIB_ROOT/scripts/web.sh" ]; then
-		"$LIB_ROOT/scripts/web.sh" serve "$DEMO_DIR/serve.env" &
+		"$LIB_ROOT/scripts/web.sh" serve --clusters "$DEMO_DIR/serve.env" --dir "$DEMO_DIR/web" &
 		WEB_PID=$!
-		say "web page: see scripts/web.sh (pid $WEB_PID)"
 	fi
 	say "clusters listed in $DEMO_DIR/serve.env"
 	# wait (unlike a foreground sleep) returns at once when a trapped signal arrives.

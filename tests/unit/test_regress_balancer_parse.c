@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "../../balancer/parse.c"
+#include "../../balancer/lb.h"
 
 static struct parse_head h;
 
