@@ -16,9 +16,11 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <sys/queue.h>
 
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -254,6 +256,169 @@ const struct users *http_users(struct http_server *srv) { return srv->hs_users; 
 const struct http_config *http_cfg(struct http_server *srv) { return srv->hs_cfg; }
 const struct http_app *http_application(struct http_server *srv) { return srv->hs_app; }
 
+/* ---- Request deadlines ----
+ *
+ * evhttp (libevent 2.1) times each read on its own, so a client that sends a byte every few
+ * seconds keeps a connection open forever (slowloris), head or body alike. So every client
+ * connection gets a watch: since when we have been waiting for its next complete request. Once a
+ * second a sweep shuts down the connections that have waited longer than --timeout; evhttp then
+ * sees end-of-file and frees the connection its usual way. A watch holds a reference on the
+ * connection's bufferevent, so it never points at freed memory; evhttp clears the callbacks of
+ * a bufferevent it is done with, which is how the sweep knows to let go.
+ */
+#define HTTP_WATCH_READ_MAX	(HTTP_MAX_HEADERS + HTTP_HARD_MAX_BODY)
+
+struct http_watch {
+	struct bufferevent	*hw_bev;
+	time_t			 hw_since;	/* waiting for a request since (monotonic s) */
+	int			 hw_busy;	/* a request of it is being answered */
+	LIST_ENTRY(http_watch)	 hw_entry;
+};
+
+struct http_watches {
+	LIST_HEAD(, http_watch)	 hws_list;	/* newest first */
+	struct http_watch	**hws_byfd;	/* index by descriptor, checked against hw_bev */
+	size_t			 hws_nbyfd;
+	struct event		*hws_sweep;
+};
+
+static time_t
+http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* evhttp asks us for each new connection's bufferevent: make it, and watch it. */
+static struct bufferevent *
+http_watch_new(struct event_base *base, void *arg)
+{
+	struct http_thread *t = arg;
+	struct http_watch *w;
+	struct bufferevent *bev;
+
+	/* CLOSE_ON_FREE: the descriptor lives as long as our reference, so its number cannot be
+	 * reused by another connection while a watch still names it. */
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return bev;		/* served, just without a deadline */
+	bufferevent_setwatermark(bev, EV_READ, 0, HTTP_WATCH_READ_MAX);
+	bufferevent_incref(bev);
+	w->hw_bev = bev;
+	w->hw_since = http_now();
+	LIST_INSERT_HEAD(&t->th_watches->hws_list, w, hw_entry);
+	return bev;
+}
+
+/* The watch of the connection that carried r, or NULL. */
+static struct http_watch *
+http_watch_find(struct http_thread *t, struct evhttp_request *req)
+{
+	struct http_watches *ws = t->th_watches;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	struct http_watch *w, **grown;
+	evutil_socket_t fd;
+	size_t n;
+
+	if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	fd = bufferevent_getfd(bev);
+	if (fd >= 0 && (size_t)fd < ws->hws_nbyfd && ws->hws_byfd[fd] != NULL &&
+	    ws->hws_byfd[fd]->hw_bev == bev)
+		return ws->hws_byfd[fd];
+	LIST_FOREACH(w, &ws->hws_list, hw_entry)	/* a new connection: near the head */
+		if (w->hw_bev == bev)
+			break;
+	if (w == NULL || fd < 0)
+		return w;
+	if ((size_t)fd >= ws->hws_nbyfd) {
+		n = (size_t)fd * 2 + 64;
+		if ((grown = realloc(ws->hws_byfd, n * sizeof(*grown))) == NULL)
+			return w;
+		memset(grown + ws->hws_nbyfd, 0, (n - ws->hws_nbyfd) * sizeof(*grown));
+		ws->hws_byfd = grown;
+		ws->hws_nbyfd = n;
+	}
+	ws->hws_byfd[fd] = w;
+	return w;
+}
+
+static void
+http_watch_free(struct http_watches *ws, struct http_watch *w)
+{
+	evutil_socket_t fd = bufferevent_getfd(w->hw_bev);
+
+	if (fd >= 0 && (size_t)fd < ws->hws_nbyfd && ws->hws_byfd[fd] == w)
+		ws->hws_byfd[fd] = NULL;
+	LIST_REMOVE(w, hw_entry);
+	bufferevent_decref(w->hw_bev);
+	free(w);
+}
+
+static void
+http_watch_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_thread *t = arg;
+	struct http_watches *ws = t->th_watches;
+	struct http_watch *w, *next;
+	bufferevent_data_cb readcb;
+	time_t now = http_now();
+
+	for (w = LIST_FIRST(&ws->hws_list); w != NULL; w = next) {
+		next = LIST_NEXT(w, hw_entry);
+		bufferevent_getcb(w->hw_bev, &readcb, NULL, NULL, NULL);
+		if (readcb == NULL) {		/* evhttp is done with this connection */
+			if (!w->hw_busy)	/* else a reply to come still refers to it */
+				http_watch_free(ws, w);
+			continue;
+		}
+		if (!w->hw_busy && now - w->hw_since >= t->srv->hs_cfg->timeout_s &&
+		    (fd = bufferevent_getfd(w->hw_bev)) >= 0) {
+			log_debug("%s: closing a connection without a request for %lld s", __func__,
+			    (long long)(now - w->hw_since));
+			shutdown(fd, SHUT_RDWR);
+		}
+	}
+}
+
+static int
+http_watches_init(struct http_thread *t)
+{
+	static const struct timeval second = { 1, 0 };
+	struct http_watches *ws;
+
+	if ((ws = calloc(1, sizeof(*ws))) == NULL)
+		return -1;
+	LIST_INIT(&ws->hws_list);
+	t->th_watches = ws;
+	if ((ws->hws_sweep = event_new(t->base, -1, EV_PERSIST, http_watch_sweep, t)) == NULL ||
+	    event_add(ws->hws_sweep, &second) == -1)
+		return -1;
+	evhttp_set_bevcb(t->th_http, http_watch_new, t);
+	return 0;
+}
+
+/* After evhttp_free(): every connection is gone, so every watch goes. */
+static void
+http_watches_free(struct http_thread *t)
+{
+	struct http_watches *ws = t->th_watches;
+
+	if (ws == NULL)
+		return;
+	while (!LIST_EMPTY(&ws->hws_list))
+		http_watch_free(ws, LIST_FIRST(&ws->hws_list));
+	if (ws->hws_sweep != NULL)
+		event_free(ws->hws_sweep);
+	free(ws->hws_byfd);
+	free(ws);
+	t->th_watches = NULL;
+}
+
 /* ---- Requests ---- */
 
 const char *
@@ -358,6 +523,10 @@ http_finish(struct http_req *r, int status, struct evbuffer *body)
 	if (atomic_load(&srv->hs_stopping))
 		evhttp_add_header(h, "Connection", "close");
 	evhttp_send_reply(r->req, status, http_reason(status), body);
+	if (r->rq_watch != NULL) {	/* the next request's deadline starts now */
+		r->rq_watch->hw_busy = 0;
+		r->rq_watch->hw_since = http_now();
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	secs = (double)(end.tv_sec - r->start.tv_sec) + (end.tv_nsec - r->start.tv_nsec) / 1e9;
@@ -383,9 +552,7 @@ http_reply_json(struct http_req *r, int status, json_t *body)
 		if (text == NULL || (buf = evbuffer_new()) == NULL) {
 			free(text);
 			log_warnx("%s: out of memory", __func__);
-			evhttp_send_error(r->req, 503, NULL);
-			r->thr->th_inflight--;
-			free(r);
+			http_finish(r, 503, NULL);
 			return;
 		}
 		evbuffer_add(buf, text, strlen(text));
@@ -620,6 +787,8 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	r->req = req;
 	r->thr = t;
 	t->th_inflight++;
+	if ((r->rq_watch = http_watch_find(t, req)) != NULL)
+		r->rq_watch->hw_busy = 1;
 	http_req_init(r);
 
 	if ((path = http_repeated_header(r)) != NULL) {
@@ -662,6 +831,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	}
 	route->fn(r);
 }
+
 
 /* ---- Threads, listeners and the graceful stop ---- */
 
@@ -759,6 +929,10 @@ http_thread_setup(struct http_server *srv, struct http_thread *t, const struct a
 	evhttp_set_allowed_methods(t->th_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(t->th_http, http_dispatch, t);
+	if (http_watches_init(t) == -1) {
+		log_warnx("cannot set up the request deadlines");
+		return -1;
+	}
 	t->th_lev = evconnlistener_new_bind(t->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
 	    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT, 1024, ai->ai_addr,
 	    (int)ai->ai_addrlen);
@@ -792,6 +966,7 @@ http_thread_teardown(struct http_server *srv, struct http_thread *t, int inited)
 		evhttp_free(t->th_http);
 	else if (t->th_lev != NULL)
 		evconnlistener_free(t->th_lev);
+	http_watches_free(t);
 	event_base_free(t->base);
 }
 

@@ -25,6 +25,8 @@
 
 struct http_server;
 struct http_req;
+struct http_watch;
+struct http_watches;
 
 /* One per thread: its own event loop and evhttp. */
 struct http_thread {
@@ -39,6 +41,7 @@ struct http_thread {
 	struct event		*th_stopev;
 	time_t			 th_deadline;	/* when a graceful stop gives up waiting */
 	pthread_t		 th_tid;
+	struct http_watches	*th_watches;	/* per-connection request deadlines */
 };
 
 typedef void (*http_handler_fn)(struct http_req *);
@@ -131,6 +134,7 @@ struct http_req {
 	void			*data;		/* the handler's own state while it waits */
 	const char		*rq_authfail;	/* reason counted in the metrics, if any */
 	int			 rq_status;
+	struct http_watch	*rq_watch;	/* its connection's deadline, or NULL */
 };
 
 /* A request header, or NULL. The pointer is valid until the reply. */

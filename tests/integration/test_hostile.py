@@ -133,12 +133,6 @@ def assert_all_alive(procs):
         assert "runtime error" not in logs and "AddressSanitizer" not in logs, logs[-3000:]
 
 
-# libevent 2.1's evhttp, under both login servers, only has a per-read timeout: a client that
-# sends a byte now and then is never cut off, and 2.1 has no hook (evhttp_set_newreqcb came in
-# 2.2) to put a deadline on a whole head or body. Behind the balancer they are covered.
-EVHTTP_NO_DEADLINE = pytest.mark.xfail(strict=True, reason="evhttp 2.1: per-read timeout only")
-
-
 def run_hostile(targets, make, limit, good_seconds):
     """Starts make(port) on every target at once, keeps a good client going on all of them for
     good_seconds, then waits up to limit seconds for the hostile connections to be closed.
@@ -184,8 +178,7 @@ def test_slowloris_good_clients_still_served(targets, slowloris):
     check_good_client(targets, *slowloris[1:])
 
 
-@pytest.mark.parametrize("name", [pytest.param("session", marks=EVHTTP_NO_DEADLINE),
-                                  pytest.param("jwt", marks=EVHTTP_NO_DEADLINE), "balancer"])
+@pytest.mark.parametrize("name", ["session", "jwt", "balancer"])
 def test_slowloris_heads_closed_on_time(slowloris, name):
     left, replies = slowloris[0][name]
     assert left == 0, f"{left} trickling heads still open {LIMIT}s after they started"
@@ -197,8 +190,7 @@ def test_trickled_body_good_clients_still_served(targets, trickled_body):
     check_good_client(targets, *trickled_body[1:])
 
 
-@pytest.mark.parametrize("name", [pytest.param("session", marks=EVHTTP_NO_DEADLINE),
-                                  pytest.param("jwt", marks=EVHTTP_NO_DEADLINE), "balancer"])
+@pytest.mark.parametrize("name", ["session", "jwt", "balancer"])
 def test_trickled_body_closed_on_time(trickled_body, name):
     left, replies = trickled_body[0][name]
     assert left == 0, f"{left} trickling bodies still open {LIMIT}s after they started"
