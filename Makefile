@@ -105,8 +105,12 @@ fuzz: deps
 hardening: deps build
 	$(Q)BIN=$(abspath $(BIN)) MAKE=$(MAKE) scripts/hardening.sh $(FUZZ_SECONDS)
 
-# One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests.
+# One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests;
+# the browser test joins when Chromium is installed (make test-web installs it).
 test: deps build
+	$(Q)if [ -x /usr/bin/chromium ] && command -v npm >/dev/null && [ ! -d tests/web/node_modules ]; then \
+	    (cd tests/web && npm ci --no-audit --no-fund --loglevel=error) || \
+	    echo "note: npm ci failed; the browser test will be skipped"; fi
 	$(Q)AUTH_BIN=$(abspath $(BIN)) AUTH_UNIT=$(abspath $(BUILD)/tests) SANITIZER=$(SANITIZER) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
