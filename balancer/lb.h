@@ -40,6 +40,7 @@ struct lb_config {
 	int		 connect_ms;	/* connect to a backend */
 	int		 backend_ms;	/* backend silent while we wait for its response: 504 */
 	int		 header_ms;	/* whole request head must arrive within this */
+	int		 body_ms;	/* request body: each period must bring enough of it */
 	int		 idle_ms;	/* keep-alive client idle, or silent mid-body */
 	int		 grace_ms;	/* bounded wait for in-flight requests on SIGTERM */
 	uint64_t	 max_body;	/* request body limit: 413 */

@@ -53,6 +53,8 @@ static const char usage[] =
 "  --connect-timeout MS       connect to a backend (default 2000)\n"
 "  --backend-timeout MS       wait for a backend's response, else 504 (default 30000)\n"
 "  --header-timeout MS        the whole request head must arrive within (default 10000)\n"
+"  --body-timeout MS          a request body must arrive within MS, or keep coming at 1000 bytes\n"
+"                             or more in every MS, else 408 (default: the header timeout)\n"
 "  --idle-timeout MS          idle keep-alive client or stalled body (default 60000)\n"
 "  --grace MS                 on SIGTERM, wait this long for requests in flight (default 10000)\n"
 "  --max-body BYTES           request body limit, else 413 (default 1048576)\n"
@@ -63,7 +65,7 @@ static const char usage[] =
 enum {
 	OPT_LISTEN = 1, OPT_TLS_LISTEN, OPT_CERT, OPT_KEY, OPT_BACKEND, OPT_STICKY, OPT_ADMIN,
 	OPT_THREADS, OPT_HEALTH, OPT_CONNECT, OPT_BACKEND_TO, OPT_HEADER, OPT_IDLE, OPT_GRACE,
-	OPT_MAXBODY, OPT_QUIET, OPT_DEBUG, OPT_ROUTE
+	OPT_MAXBODY, OPT_QUIET, OPT_DEBUG, OPT_ROUTE, OPT_BODY
 };
 
 static const struct option main_opts[] = {
@@ -80,6 +82,7 @@ static const struct option main_opts[] = {
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
 	{ "backend-timeout", required_argument, NULL, OPT_BACKEND_TO },
 	{ "header-timeout", required_argument, NULL, OPT_HEADER },
+	{ "body-timeout", required_argument, NULL, OPT_BODY },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "grace", required_argument, NULL, OPT_GRACE },
 	{ "max-body", required_argument, NULL, OPT_MAXBODY },
@@ -131,6 +134,9 @@ main_flags(int argc, char *argv[], int *debug)
 		case OPT_HEADER:
 			lb_conf.header_ms = (int)cli_num("--header-timeout", optarg, 10, 600000);
 			break;
+		case OPT_BODY:
+			lb_conf.body_ms = (int)cli_num("--body-timeout", optarg, 10, 600000);
+			break;
 		case OPT_IDLE:
 			lb_conf.idle_ms = (int)cli_num("--idle-timeout", optarg, 10, 3600000);
 			break;
@@ -147,6 +153,9 @@ main_flags(int argc, char *argv[], int *debug)
 	}
 	if (optind < argc)
 		cli_bad("unexpected argument %s", argv[optind]);
+	/* Whoever tightens the head's deadline wants the body's tightened too. */
+	if (lb_conf.body_ms == 0)
+		lb_conf.body_ms = lb_conf.header_ms;
 	if (lb_nbackends == 0)
 		cli_bad("at least one --backend (or --route) is needed");
 	if (lb_conf.sticky && lb_routes[0].rt_nbe == 0)

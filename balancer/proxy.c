@@ -34,6 +34,7 @@
 #define PROXY_BUF_LOW		(256 * 1024)	/* ... and resume below this */
 #define PROXY_INPUT_MAX		(64 * 1024)	/* read no further ahead than this */
 #define PROXY_LINGER_MS		1000
+#define PROXY_BODY_RATE		1000		/* bytes/s a request body must keep up */
 /* Room for what the proxy adds to a head: its own fields, route prefixes in cookie paths. */
 #define PROXY_OUT_SIZE		(LB_RESP_HEAD_MAX + 8192)
 
@@ -60,6 +61,7 @@ struct bconn {
 	int			 bc_reused;	/* came from the pool */
 	int			 bc_keepalive;	/* the backend keeps it open after this response */
 	int			 bc_dechunk;	/* strip chunk framing for an HTTP/1.0 client */
+	int			 bc_wclosed;	/* the backend stopped reading our request */
 	enum bc_resp		 bc_rstate;
 	enum parse_framing	 bc_rframe;
 	uint64_t		 bc_rleft;
@@ -72,7 +74,7 @@ struct client {
 	TAILQ_ENTRY(client)	 clt_entry;
 	struct worker		*clt_w;
 	struct bufferevent	*clt_bev;
-	struct event		*clt_timer;	/* head deadline, then linger */
+	struct event		*clt_timer;	/* head deadline, body deadline, then linger */
 	enum clt_state		 clt_state;
 	int			 clt_tls;
 	char			 clt_addr[INET6_ADDRSTRLEN];
@@ -89,6 +91,7 @@ struct client {
 	uint64_t		 clt_reqleft;
 	struct parse_chunk	 clt_reqchunk;
 	int			 clt_reqdone;
+	uint64_t		 clt_bodyprogress;/* body bytes passed on in this period */
 	int			 clt_respstarted;
 	char			*clt_reqhead;	/* the head as sent to backends, for a retry */
 	size_t			 clt_reqheadlen;
@@ -407,9 +410,14 @@ proxy_bc_free(struct bconn *bc)
 	free(bc);
 }
 
+/*
+ * Closes once the last response is written. A deadline of the request no longer applies: the
+ * write timeout covers a client that stops reading.
+ */
 static void
 proxy_flush_close(struct client *clt)
 {
+	evtimer_del(clt->clt_timer);
 	clt->clt_state = CLT_CLOSING;
 	bufferevent_setwatermark(clt->clt_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(clt->clt_bev, EV_WRITE);
@@ -437,7 +445,6 @@ proxy_error(struct client *clt, int status, const char *message)
 		proxy_close(clt, message);
 		return;
 	}
-	evtimer_del(clt->clt_timer);
 	n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"message\": \"%s\"}\n",
 	    proxy_status_code(status), message);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
@@ -502,6 +509,21 @@ proxy_move_chunked(struct evbuffer *in, struct evbuffer *out, struct parse_chunk
 	return PARSE_MORE;
 }
 
+/*
+ * Starts a period of the body deadline (RUDY, a slowloris for bodies: a per-read timeout never
+ * fires for a body sent one byte at a time). The body must end within lb_conf.body_ms or bring
+ * PROXY_BODY_RATE bytes a second in every period, so a large upload is not cut short.
+ */
+static void
+proxy_body_period(struct client *clt)
+{
+	struct timeval tv;
+
+	clt->clt_bodyprogress = 0;
+	proxy_tv(&tv, lb_conf.body_ms);
+	evtimer_add(clt->clt_timer, &tv);
+}
+
 /* Forwards what has arrived of the request body to the backend. */
 static void
 proxy_body(struct client *clt)
@@ -509,10 +531,11 @@ proxy_body(struct client *clt)
 	struct bconn *bc = clt->clt_bc;
 	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
 	struct evbuffer *tx = clt->clt_w->w_tx;
-	size_t n;
+	size_t n, before = evbuffer_get_length(tx);
 	int r;
 
-	if (clt->clt_reqdone)
+	/* Once the backend stopped reading, the body has nowhere to go: it stays unread. */
+	if (clt->clt_reqdone || bc->bc_wclosed)
 		return;
 	if (clt->clt_reqframe == FRAME_LENGTH) {
 		n = evbuffer_get_length(in);
@@ -533,6 +556,13 @@ proxy_body(struct client *clt)
 		}
 		clt->clt_reqdone = r == PARSE_OK;
 	}
+	clt->clt_bodyprogress += evbuffer_get_length(tx) - before;
+	/* The deadline starts once a backend can take the body: connecting is not the client's
+	 * time. */
+	if (clt->clt_reqdone)
+		evtimer_del(clt->clt_timer);
+	else if (!evtimer_pending(clt->clt_timer, NULL))
+		proxy_body_period(clt);
 	proxy_send_backend(bc);
 	if (!clt->clt_reqdone &&
 	    evbuffer_get_length(bufferevent_get_output(bc->bc_bev)) > PROXY_BUF_HIGH) {
@@ -629,6 +659,18 @@ proxy_bc_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (bc->bc_state == BC_IDLE) {
 		proxy_bc_free(bc);
+		return;
+	}
+	if ((what & BEV_EVENT_WRITING) && (what & BEV_EVENT_ERROR) && bc->bc_connected) {
+		/* The backend stopped reading the request, typically after answering it early
+		 * (413 to a body too large) and closing. That answer may still sit unread in the
+		 * socket, so this is not the end of the exchange: what the read side gets (the
+		 * answer, the end, an error or its timeout) decides. The rest of the body is
+		 * dropped; since it never ends, the client connection closes after the answer. */
+		bc->bc_wclosed = 1;
+		evbuffer_drain(bufferevent_get_output(bev),
+		    evbuffer_get_length(bufferevent_get_output(bev)));
+		evtimer_del(clt->clt_timer);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && bc->bc_rstate == RESP_BODY && bc->bc_rframe == FRAME_CLOSE) {
@@ -921,8 +963,10 @@ proxy_response_head(struct bconn *bc)
 	bc->bc_keepalive = h->framing != FRAME_CLOSE &&
 	    (h->minor == 1 ? !h->conn_close : h->conn_keepalive);
 	bc->bc_dechunk = clt->clt_minor == 0 && h->framing == FRAME_CHUNKED;
-	/* Without a length the client learns the end from the close. */
-	if (h->framing == FRAME_CLOSE || bc->bc_dechunk)
+	/* Without a length the client learns the end from the close. A request body still
+	 * coming may never end (the backend answered early, maybe to refuse it): the response
+	 * then says that the connection closes after it. */
+	if (h->framing == FRAME_CLOSE || bc->bc_dechunk || !clt->clt_reqdone)
 		clt->clt_keepalive = 0;
 	chunked = h->framing == FRAME_CHUNKED && !bc->bc_dechunk;
 	clt->clt_status = h->status;
@@ -1100,12 +1144,30 @@ proxy_client_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *clt = arg;
 
-	if (clt->clt_state == CLT_HEAD) {
+	switch (clt->clt_state) {
+	case CLT_HEAD:
 		clt->clt_method[0] = clt->clt_target[0] = clt->clt_reqid[0] = '\0';
 		clt->clt_be = -1;
 		proxy_error(clt, 408, "the request head did not arrive in time");
-	} else
+		break;
+	case CLT_FORWARD:
+		/* A body held back because the backend does not take it is not the client's
+		 * fault: that wait is the backend's write timeout. */
+		if (clt->clt_rpaused || clt->clt_bodyprogress >=
+		    (uint64_t)lb_conf.body_ms * PROXY_BODY_RATE / 1000) {
+			proxy_body_period(clt);
+			break;
+		}
+		/* Once the response started, no 408 can be sent: the close cuts it short, and
+		 * its framing tells the client that the exchange failed. A response that ended
+		 * already is not affected: it is queued in full and its close has no deadline. */
+		proxy_error(clt, 408, "the request body arrived too slowly");
+		break;
+	case CLT_CLOSING:
+	case CLT_LINGER:
 		proxy_close(clt, NULL);
+		break;
+	}
 }
 
 /* ---- Accepting ---- */

@@ -115,11 +115,12 @@ route_cookie_path(const struct route *rt, const char *v, size_t len, char *out, 
 			;
 		for (n = a; n < e && v[n] != '=' && v[n] != ' ' && v[n] != '\t'; n++)
 			;
-		if (n - a == 4 && strncasecmp(v + a, "path", 4) == 0) {
-			for (vs = n; vs < e && (v[vs] == ' ' || v[vs] == '\t'); vs++)
-				;
+		for (vs = n; vs < e && (v[vs] == ' ' || v[vs] == '\t'); vs++)
+			;
+		/* The name is all that precedes '=', trimmed: "Path x=/" is no Path attribute. */
+		if (n - a == 4 && strncasecmp(v + a, "path", 4) == 0 && (vs == e || v[vs] == '=')) {
 			lastok = 0;
-			if (vs < e && v[vs] == '=') {
+			if (vs < e) {
 				for (vs++; vs < e && (v[vs] == ' ' || v[vs] == '\t'); vs++)
 					;
 				lastok = vs < e && v[vs] == '/';

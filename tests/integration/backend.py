@@ -4,7 +4,9 @@ Usage: backend.py PORT ID
 Every answer carries X-Served-By: ID and a JSON body with what arrived (method, path, headers,
 body length). Special paths: /healthz (503 while the file named by BACKEND_SICK exists),
 /slow?ms=N (answers after N ms), /chunked (chunked body), /close (no length: ends by closing),
-/big?n=N (N bytes), /cookie (sets a cookie of its own).
+/big?n=N (N bytes), /cookie (sets a cookie of its own), /refuse (413 at once, body unread, then a
+close that the unread body turns into a reset), /partial?ms=N (body unread, the head and 10 of
+the 100 bytes it announces at once, the rest never: closes after N ms).
 """
 import json
 import os
@@ -42,9 +44,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def refuse(self):
+        """What a server with a body limit does: answer before the body, then close."""
+        body = json.dumps({"error": "payload_too_large", "message": "refused unread"}).encode()
+        self.wfile.write(b"HTTP/1.1 413 Content Too Large\r\nX-Served-By: %s\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (ID.encode(), len(body), body))
+        self.wfile.flush()
+        self.close_connection = True
+
     def handle_any(self):
         url = urlparse(self.path)
         q = parse_qs(url.query)
+        if url.path == "/refuse":
+            return self.refuse()
+        if url.path == "/partial":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Served-By: %s\r\nContent-Length: 100\r\n\r\n"
+                             b"0123456789" % ID.encode())
+            self.wfile.flush()
+            time.sleep(int(q.get("ms", ["5000"])[0]) / 1000)
+            self.close_connection = True
+            return
         n = int(self.headers.get("Content-Length") or 0)
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = b""

@@ -3,6 +3,7 @@ start on free ports: per-request round robin, health checks, sticky mode, TLS, f
 strict framing, limits and timeouts, the admin listener and the graceful stop."""
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -243,7 +244,21 @@ def test_sticky_keeps_client_and_moves_it(cluster):
     assert "Secure" not in attrs
     value = attrs[0][3:]
     home = served_by(r)
-    assert home not in value and str(c.backends[0].port) not in value, "the cookie must be opaque"
+    # Opaque: 64 random bits, new for every run, so it tells nothing about the backend. (Not
+    # "the backend's name is not in it": "b0" is hex too, and turns up by chance 1 run in 17.)
+    assert re.fullmatch(r"[0-9a-f]{16}", value), value
+    other_port = free_port()
+    other = Proc([binary("balancer"), "--listen", f"127.0.0.1:{other_port}", "--sticky"]
+                 + [a for b in c.backends for a in ("--backend", f"127.0.0.1:{b.port}")],
+                 port=other_port, name="balancer")
+    try:
+        other_cookies = {}
+        for _ in range(6):
+            r = request(other_port, "GET", "/")
+            other_cookies[served_by(r)] = r.header("Set-Cookie").split(";")[0][3:]
+    finally:
+        assert other.stop() == 0
+    assert len(set(other_cookies.values())) == 3 and other_cookies[home] != value, other_cookies
     for _ in range(8):
         r = cl.request("GET", "/", headers={"Cookie": f"other=1; lb={value}"})
         assert served_by(r) == home
@@ -400,6 +415,112 @@ def test_slow_clients_are_cut_and_others_served(cluster):
     cl.close()
 
 
+def exchange(port, head, pieces, interval=0.0, read_timeout=8.0):
+    """Sends head, then pieces interval seconds apart from a thread, while reading; returns
+    (everything read until the close, seconds from the head to the close, bytes sent).
+    A send the server no longer takes (it answered and closed) just ends the sending."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    sent = [0]
+    stop = threading.Event()
+
+    def send():
+        try:
+            for p in pieces:
+                if stop.is_set():
+                    return
+                s.sendall(p)
+                sent[0] += len(p)
+                time.sleep(interval)
+        except OSError:
+            pass
+    s.sendall(head)
+    t0 = time.monotonic()
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError(f"no close within {read_timeout}s; got {out[:200]!r}")
+    finally:
+        took = time.monotonic() - t0
+        stop.set()
+        t.join(5)
+        s.close()
+    return out, took, sent[0]
+
+
+@pytest.mark.parametrize("flags", [["--header-timeout", "800"], ["--body-timeout", "800"]],
+                         ids=["default-is-header-timeout", "body-timeout"])
+def test_trickled_body_gets_408_on_time(cluster, flags):
+    """A body sent a byte at a time never trips the idle (per-read) timeout; the body deadline
+    answers 408 after --body-timeout (by default the header timeout), and the backend, which
+    never got a whole request, answers nothing."""
+    c = cluster(1, args=flags + ["--idle-timeout", "5000"])
+    head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
+    out, took, sent = exchange(c.port, head, [b"a"] * 4000, interval=0.1)
+    assert_error(out, 408, "request_timeout")
+    assert 0.7 < took < 2.5, took
+    assert sent < 40
+    assert c.lb.alive() and request(c.port, "GET", "/").status == 200
+
+
+def test_body_deadline_once_the_answer_started(cluster):
+    """A backend may answer before the body is in. A complete answer reaches the client whole,
+    and the connection then closes (the rest of the body cannot be told from a next request):
+    no 408 after it. An answer still coming at the deadline cannot become a 408 any more: the
+    close cuts it short, and its framing tells the client that the exchange failed."""
+    c = cluster(1, args=["--body-timeout", "600", "--idle-timeout", "5000"])
+    head = b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
+    out, took, _ = exchange(c.port, head, [b"a"] * 4000, interval=0.1)
+    st, headers, body = one_response(out)
+    assert st == 413 and out.count(b"HTTP/1.1 ") == 1, out
+    assert headers["connection"] == "close" and json.loads(body)["message"] == "refused unread"
+    assert took < 0.5, took
+    head = b"POST /partial?ms=5000 HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
+    out, took, _ = exchange(c.port, head, [b"a"] * 4000, interval=0.1)
+    st, headers, body = one_response(out)
+    assert st == 200 and headers["content-length"] == "100" and body == b"0123456789", out
+    assert 0.5 < took < 2.5, took
+    assert request(c.port, "GET", "/").status == 200
+
+
+def test_slow_but_steady_body_is_not_cut(cluster):
+    """The deadline is a minimum rate, not a total: a body that takes twice the deadline but
+    keeps coming faster than 1000 bytes/s gets through whole."""
+    c = cluster(1, args=["--body-timeout", "400"])
+    head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\nConnection: close\r\n\r\n"
+    out, took, _ = exchange(c.port, head, [b"a" * 500] * 16, interval=0.05)
+    st, _, body = one_response(out)
+    assert st == 200 and json.loads(body)["body_len"] == 8000, out[:300]
+    assert took > 0.75, took
+
+
+def test_early_refusal_of_a_body_reaches_the_client(cluster):
+    """A backend that answers 413 before reading the body, then closes: the balancer's writes of
+    the rest of the body fail while that answer sits unread in its socket. The client must get
+    the backend's 413 and then the close (the body cannot be resynchronised), never a 502.
+    Which of the two the balancer notices first is a race, hence the repetitions."""
+    c = cluster(1, args=["--max-body", str(8 << 20)])
+    size = 3 << 20
+    head = b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    for i in range(100):
+        out, took, _ = exchange(c.port, head, [b"a" * 65536] * (size // 65536))
+        st, headers, body = one_response(out)
+        assert st == 413, (i, out[:300])
+        assert json.loads(body)["message"] == "refused unread"
+        assert headers["connection"] == "close" and headers["x-served-by"] == "b0"
+        assert took < 3, took
+    assert c.status()["backends"][0]["up"] is True
+    assert request(c.port, "GET", "/").status == 200
+
+
 def test_backend_timeout_and_unreachable(cluster):
     c = cluster(1, args=["--backend-timeout", "300"])
     t0 = time.monotonic()
@@ -476,12 +597,14 @@ def test_sigterm_finishes_in_flight_and_exits_0(cluster):
 
 
 def test_cli():
-    assert subprocess.run([binary("balancer"), "--help"], capture_output=True).returncode == 0
+    out = subprocess.run([binary("balancer"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--body-timeout MS" in out.stdout
     assert subprocess.run([binary("balancer"), "--version"], capture_output=True).returncode == 0
     for args in (["--bogus"], ["--listen", "127.0.0.1:1"], ["--backend", "127.0.0.1:1"],
                  ["--listen", "nope", "--backend", "127.0.0.1:1"],
                  ["--listen", "127.0.0.1:1", "--backend", "127.0.0.1:1", "--tls-listen", "127.0.0.1:2"],
-                 ["--listen", "127.0.0.1:1", "--backend", "127.0.0.1:1", "--threads", "0"]):
+                 ["--listen", "127.0.0.1:1", "--backend", "127.0.0.1:1", "--threads", "0"],
+                 ["--listen", "127.0.0.1:1", "--backend", "127.0.0.1:1", "--body-timeout", "0"]):
         out = subprocess.run([binary("balancer")] + args, capture_output=True, text=True)
         assert out.returncode == 2, args
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
