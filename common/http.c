@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -194,6 +195,19 @@ http_config_init(struct http_config *cfg)
 	strcpy(cfg->trusted[cfg->ntrusted++], "::1");
 }
 
+/* Writes the address in s as inet_ntop() spells it (the way evhttp reports peers), so that the
+ * trusted-proxy check can compare strings. Returns 0, or -1 when s is no IP address. */
+static int
+http_canonical_ip(const char *s, char *out, size_t outlen)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	int af = strchr(s, ':') ? AF_INET6 : AF_INET;
+
+	if (inet_pton(af, s, a) != 1 || inet_ntop(af, a, out, (socklen_t)outlen) == NULL)
+		return -1;
+	return 0;
+}
+
 int
 http_config_opt(struct http_config *cfg, int opt, const char *arg)
 {
@@ -226,10 +240,12 @@ http_config_opt(struct http_config *cfg, int opt, const char *arg)
 			cfg->ntrusted = 0;
 			trust_given = 1;
 		}
-		if (cfg->ntrusted >= (int)(sizeof(cfg->trusted) / sizeof(cfg->trusted[0])) ||
-		    strlen(arg) >= sizeof(cfg->trusted[0]))
-			cli_bad("too many or too long --trust-proxy addresses");
-		strcpy(cfg->trusted[cfg->ntrusted++], arg);
+		if (cfg->ntrusted >= (int)(sizeof(cfg->trusted) / sizeof(cfg->trusted[0])))
+			cli_bad("too many --trust-proxy addresses");
+		if (http_canonical_ip(arg, cfg->trusted[cfg->ntrusted],
+		    sizeof(cfg->trusted[0])) == -1)
+			cli_bad("--trust-proxy wants an IPv4 or IPv6 address, not '%s'", arg);
+		cfg->ntrusted++;
 		return 1;
 	case HTTP_OPT_QUIET:
 		cfg->quiet = 1;
@@ -481,6 +497,8 @@ http_method_name(unsigned m)
 	case EVHTTP_REQ_DELETE: return "DELETE";
 	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
 	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
 	default: return "OTHER";
 	}
 }
@@ -588,8 +606,14 @@ http_healthz(struct http_req *r)
 	    "users", (json_int_t)users_count(srv->hs_users));
 	if (body != NULL && srv->hs_app->health != NULL)
 		status = srv->hs_app->health(r->thr, body);
-	if (status != 200)
+	if (status != 200) {
 		json_object_set_new(body, "status", json_string("unavailable"));
+		if (json_object_get(body, "error") == NULL)
+			json_object_set_new(body, "error", json_string("unavailable"));
+		if (json_object_get(body, "message") == NULL)
+			json_object_set_new(body, "message", json_string(
+			    "A store this server needs cannot be reached; it cannot serve now."));
+	}
 	http_reply_json(r, status, body);
 }
 
@@ -927,7 +951,8 @@ http_thread_setup(struct http_server *srv, struct http_thread *t, const struct a
 	evhttp_set_max_body_size(t->th_http, HTTP_HARD_MAX_BODY);
 	evhttp_set_default_content_type(t->th_http, NULL);
 	evhttp_set_allowed_methods(t->th_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(t->th_http, http_dispatch, t);
 	if (http_watches_init(t) == -1) {
 		log_warnx("cannot set up the request deadlines");

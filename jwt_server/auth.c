@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bearer.h"
 #include "cookie.h"
@@ -114,6 +115,15 @@ auth_denylist_done(void *arg, enum revoke_result res)
 	free(ar);
 }
 
+
+/* Whether an Authorization value uses the Bearer scheme (case-insensitive), well-formed or not. */
+static int
+auth_is_bearer(const char *hdr)
+{
+	return strncasecmp(hdr, "Bearer", 6) == 0 && (hdr[6] == '\0' || hdr[6] == ' ' ||
+	    hdr[6] == '\t');
+}
+
 void
 auth_request(struct http_req *r, auth_next_fn next)
 {
@@ -125,8 +135,9 @@ auth_request(struct http_req *r, auth_next_fn next)
 	size_t len;
 	int n;
 
-	if ((hdr = http_header(r, "Authorization")) != NULL) {
-		/* A header that is there but is no Bearer token is a bad token, not a missing one. */
+	if ((hdr = http_header(r, "Authorization")) != NULL && auth_is_bearer(hdr)) {
+		/* A Bearer header that does not parse is a bad token, not a missing one. Another
+		 * scheme (Basic, ...) presents no bearer token at all (RFC 6750 section 3.1). */
 		if ((tok = bearer_parse(hdr, &len)) == NULL) {
 			auth_reply_reason(r, JWT_MALFORMED);
 			return;

@@ -7,6 +7,10 @@
 # LB_THREADS (balancer threads for an extra run, default 2; 0 skips it), PERF=FILE (also
 # records `perf record -g` of the one-thread balancer run into FILE).
 set -eu
+case ${1:-} in
+-h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-*) echo "bench_balancer.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+esac
 BAL=${1:-bin/balancer}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}

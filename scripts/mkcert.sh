@@ -5,6 +5,10 @@
 # valid 30 days). The CA key is deleted once the certificate is signed: nothing else can be
 # signed with it later.
 set -eu
+case ${1:-} in
+-h | --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-*) echo "mkcert.sh: unknown option '$1' (usage: $0 DIR)" >&2; exit 2 ;;
+esac
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 dir=$1
 mkdir -p "$dir"

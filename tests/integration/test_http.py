@@ -43,6 +43,16 @@ def test_wrong_method_is_a_json_405_with_allow(server):
     assert "POST" in r.header("Allow")
     r = harness.request(server.port, "GET", "/login")
     assert r.status == 405
+    for method in ("TRACE", "PUT", "OPTIONS"):
+        out = harness.raw(server.port, b"%s /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                          % method.encode())
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405"), (method, out[:200])
+        assert b"X-Served-By: s1" in head and json.loads(body)["error"] == "method_not_allowed"
+    # CONNECT names no path at all: a JSON error of ours too, not evhttp's 501 page.
+    out = harness.raw(server.port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 4") and b"X-Served-By: s1" in head and json.loads(body)["error"]
 
 
 def test_login_body_limits_and_parse_errors(server):
@@ -147,7 +157,8 @@ def test_common_flags(users_file):
     assert r.returncode == 0 and "--listen" in r.stdout
     r = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip()
-    for bad in (["--bogus"], ["--threads", "zero"], ["--listen", "nocolon"], ["--listen"]):
+    for bad in (["--bogus"], ["--threads", "zero"], ["--listen", "nocolon"], ["--listen"],
+                ["--trust-proxy", "nonsense"], ["--trust-proxy", "10.0.0.0/8"]):
         r = subprocess.run([exe] + bad, capture_output=True, text=True)
         assert r.returncode == 2, bad
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -320,6 +320,7 @@ def test_redis_absent_at_start_then_appearing(users_file, servers):
     servers.append(s)
     h = harness.request(s.port, "GET", "/healthz")
     assert h.status == 503 and h.json()["status"] != "ok"
+    assert h.json()["error"] and h.json()["message"]  # the contract's error body
     expect_503(profile(s.port, "A" * 43))
     expect_503(login(s.port)[0])
     redis = harness.Redis(port=port)
