@@ -5,6 +5,7 @@
  * Transfer-Encoding, repeated or list-valued Content-Length, any coding but a lone "chunked",
  * obs-fold, bare CR or LF, control characters, whitespace before the colon.
  */
+#include "digits.h"
 #include "lb.h"
 
 #include <string.h>
@@ -56,24 +57,6 @@ parse_classify(const char *n, size_t len)
 		if (parse_is(n, len, names[i].name))
 			return names[i].kind;
 	return HDR_OTHER;
-}
-
-/* A Content-Length value: digits only, no list (a list is how "CL, CL" smuggling starts). */
-static int
-parse_length(const char *v, size_t len, uint64_t *out)
-{
-	uint64_t n = 0;
-	size_t i;
-
-	if (len == 0 || len > 18)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	*out = n;
-	return 0;
 }
 
 /* Applies the tokens of a Connection header: close, keep-alive, and the fields it names. */
@@ -165,7 +148,8 @@ parse_framing(struct parse_head *h, int status)
 		if (f->kind == HDR_CL) {
 			if (ncl++ > 0)
 				PARSE_FAIL(h, status, "more than one Content-Length");
-			if (parse_length(f->value, f->valuelen, &len) == -1)
+			/* digits only, no list: a list is how "CL, CL" smuggling starts */
+			if (digits_decimal(f->value, f->valuelen, 18, &len) == -1)
 				PARSE_FAIL(h, status, "invalid Content-Length");
 		} else if (f->kind == HDR_TE) {
 			if (nte++ > 0)
@@ -320,17 +304,6 @@ enum {
 	CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
 
-static int
-parse_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int
 parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, int *isdata)
@@ -357,7 +330,7 @@ parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, i
 			return PARSE_ERROR;
 		switch (st) {
 		case CH_SIZE:
-			if ((d = parse_hex(ch)) >= 0) {
+			if ((d = digits_hex((unsigned char)ch)) >= 0) {
 				if (++c->pc_digits > 15)
 					return PARSE_ERROR;
 				c->pc_left = c->pc_left * 16 + (uint64_t)d;

@@ -2,6 +2,7 @@
  * same Jansson object so the handlers read credentials one way. Strict because a body that
  * two parsers could read differently (duplicate keys, hidden NULs) is a classic bypass. */
 #include "body.h"
+#include "digits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +79,6 @@ body_json(const char *buf, size_t len, const char **why)
 	return obj;
 }
 
-static int
-body_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes one form component of n bytes into out (room for n bytes). Returns the decoded
  * length, or -1 with *why set. */
@@ -108,8 +98,8 @@ body_unescape(const char *in, size_t n, char *out, const char **why)
 				*why = "the form body has a truncated %-escape";
 				return -1;
 			}
-			if ((hi = body_hex((unsigned char)in[i + 1])) == -1 ||
-			    (lo = body_hex((unsigned char)in[i + 2])) == -1) {
+			if ((hi = digits_hex((unsigned char)in[i + 1])) == -1 ||
+			    (lo = digits_hex((unsigned char)in[i + 2])) == -1) {
 				*why = "the form body has a bad %-escape";
 				return -1;
 			}

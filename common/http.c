@@ -27,7 +27,9 @@
 #include <event2/thread.h>
 #include <openssl/rand.h>
 
+#include "bearer.h"
 #include "body.h"
+#include "cookie.h"
 #include "cli.h"
 #include "log.h"
 #include "pool.h"
@@ -584,6 +586,24 @@ void
 http_reply_error(struct http_req *r, int status, const char *code, const char *message)
 {
 	http_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", message));
+}
+
+void
+http_set_auth_cookie(struct http_req *r, const char *name, const char *value, long max_age)
+{
+	struct cookie_attrs a = {
+		.max_age = value ? max_age : 0,
+		.secure = r->secure,
+		.http_only = 1,
+		.same_site = "Lax",
+		.path = "/",
+	};
+	char buf[BEARER_MAX_TOKEN + 256];
+
+	if (cookie_build(buf, sizeof(buf), name, value ? value : "", &a) == 0)
+		http_add_header(r, "Set-Cookie", buf);
+	else
+		log_warnx("%s: cannot build the %s cookie", __func__, name);
 }
 
 int

@@ -156,6 +156,12 @@ void http_reply_json(struct http_req *r, int status, json_t *body);
 /* Sends {"error": code, "message": message}. */
 void http_reply_error(struct http_req *r, int status, const char *code, const char *message);
 
+/*
+ * Adds Set-Cookie for a credential cookie: HttpOnly, SameSite=Lax, Path=/, and Secure when the
+ * client came over HTTPS. max_age < 0 makes a browser-session cookie; value NULL deletes it.
+ */
+void http_set_auth_cookie(struct http_req *r, const char *name, const char *value, long max_age);
+
 /* Counts an authentication failure by reason (a static string) in the metrics. */
 void http_auth_failure(struct http_req *r, const char *reason);
 

@@ -13,7 +13,6 @@
 #include "log.h"
 #include "jwtsrv.h"
 
-#define AUTH_COOKIE_MAX	(BEARER_MAX_TOKEN + 256)
 #define AUTH_MAX_JTI	128
 
 /* How each rejection is answered. Every one is a 401 with error="invalid_token" in
@@ -45,24 +44,6 @@ struct auth_req {
 	json_t		*ar_claims;
 	auth_next_fn	 ar_next;
 };
-
-void
-auth_set_cookie(struct http_req *r, const char *token, long max_age)
-{
-	struct cookie_attrs a = {
-		.max_age = token ? max_age : 0,
-		.secure = r->secure,
-		.http_only = 1,
-		.same_site = "Lax",
-		.path = "/",
-	};
-	char buf[AUTH_COOKIE_MAX];
-
-	if (cookie_build(buf, sizeof(buf), JWTSRV_COOKIE, token ? token : "", &a) == 0)
-		http_add_header(r, "Set-Cookie", buf);
-	else
-		log_warnx("%s: cannot build the cookie", __func__);
-}
 
 /* 401 without a token: RFC 6750 3.1 says no error code then. */
 static void

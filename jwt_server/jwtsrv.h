@@ -36,8 +36,6 @@ typedef void (*auth_next_fn)(struct http_req *, json_t *claims);
  * the deny-list when revocation is on, and calls next; or replies itself (401 with
  * WWW-Authenticate, 503 when the deny-list cannot be asked). */
 void auth_request(struct http_req *r, auth_next_fn next);
-/* Adds Set-Cookie for token with Max-Age max_age, or a deletion when token is NULL. */
-void auth_set_cookie(struct http_req *r, const char *token, long max_age);
 
 /* ---- revoke.c ---- */
 

@@ -93,7 +93,7 @@ jwtsrv_login_ok(struct http_req *r, const struct user *u)
 		return;
 	}
 	json_decref(claims);
-	auth_set_cookie(r, tok, jwtsrv.js_ttl);
+	http_set_auth_cookie(r, JWTSRV_COOKIE, tok, jwtsrv.js_ttl);
 	http_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", tok,
 	    "token_type", "Bearer", "expires_in", (json_int_t)jwtsrv.js_ttl,
 	    "username", u->username, "served_by", http_cfg(r->thr->srv)->id));
@@ -157,7 +157,7 @@ jwtsrv_logout_reply(struct http_req *r, int revoked, time_t exp)
 	char when[32], msg[256];
 	struct tm tm;
 
-	auth_set_cookie(r, NULL, 0);
+	http_set_auth_cookie(r, JWTSRV_COOKIE, NULL, 0);
 	if (revoked) {
 		http_reply_json(r, 200, json_pack("{s:s, s:b, s:s}", "status", "logged_out",
 		    "revoked", 1, "message", "The token is on the deny-list: it no longer works "

@@ -4,6 +4,7 @@
  * Content-Length, chunked encoding, or the end of the connection, and is kept only when asked.
  * Every size the server controls is limited.
  */
+#include "digits.h"
 #include "loadgen.h"
 
 #include <stdlib.h>
@@ -26,24 +27,6 @@ resp_reset(struct resp *r, struct jar *jar, struct evbuffer *body)
 	r->r_served_by[0] = '\0';
 	r->r_jar = jar;
 	r->r_body = body;
-}
-
-/* Parses a decimal Content-Length made only of digits. Returns 0 or -1. */
-static int
-resp_length(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 15)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
 }
 
 /* Does the comma-separated header value hold token (case-insensitive)? */
@@ -105,7 +88,7 @@ resp_head(struct resp *r, const char *head, size_t len)
 
 		if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
 			uint64_t n;
-			if (resp_length(v, vlen, &n) == -1 || (have_len && n != clen))
+			if (digits_decimal(v, vlen, 15, &n) == -1 || (have_len && n != clen))
 				return -1;
 			clen = n;
 			have_len = 1;
@@ -186,11 +169,11 @@ resp_line(struct evbuffer *in, char *line)
 int
 resp_feed(struct resp *r, struct evbuffer *in)
 {
-	char line[RESP_MAX_LINE + 1], *end;
+	char line[RESP_MAX_LINE + 1];
 	struct evbuffer_ptr pos;
-	size_t avail, n;
-	unsigned long long sz;
-	int rc;
+	size_t avail, n, k;
+	uint64_t sz;
+	int rc, d;
 
 	for (;;) {
 		avail = evbuffer_get_length(in);
@@ -225,10 +208,12 @@ resp_feed(struct resp *r, struct evbuffer *in)
 		case RESP_CHUNK_SIZE:
 			if ((rc = resp_line(in, line)) < 0)
 				return rc == -2 ? 0 : -1;
-			if (rc == 0 || strchr("0123456789abcdefABCDEF", line[0]) == NULL)
-				return -1;
-			sz = strtoull(line, &end, 16);
-			if (end - line > 12 || (*end != '\0' && *end != ';' && *end != ' '))
+			for (sz = 0, k = 0; (d = digits_hex((unsigned char)line[k])) >= 0; k++) {
+				if (k == 12)
+					return -1;
+				sz = sz * 16 + (uint64_t)d;
+			}
+			if (k == 0 || (line[k] != '\0' && line[k] != ';' && line[k] != ' '))
 				return -1;
 			r->r_left = sz;
 			r->r_state = sz ? RESP_CHUNK_DATA : RESP_TRAILER;

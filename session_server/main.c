@@ -18,7 +18,6 @@
 #include "store.h"
 
 #define SID_COOKIE	"sid"
-#define COOKIE_MAX	256	/* a Set-Cookie value for our 43-character id */
 
 static const char usage[] =
     "usage: session_server --listen HOST:PORT --id NAME --users FILE [options]\n"
@@ -60,23 +59,12 @@ sess_conn(struct http_req *r)
 	return r->thr->data;
 }
 
-/* Sets the session cookie, or its deletion when sid is NULL. */
+/* Sets the session cookie, or its deletion when sid is NULL. It has no Max-Age: it dies with
+ * the browser, while the session's lifetime is enforced on the server. */
 static void
 sess_set_cookie(struct http_req *r, const char *sid)
 {
-	struct cookie_attrs a = {
-		.max_age = sid ? -1 : 0,	/* no Max-Age: the cookie dies with the browser */
-		.secure = r->secure,
-		.http_only = 1,
-		.same_site = "Lax",
-		.path = "/",
-	};
-	char buf[COOKIE_MAX];
-
-	if (cookie_build(buf, sizeof(buf), SID_COOKIE, sid ? sid : "", &a) == 0)
-		http_add_header(r, "Set-Cookie", buf);
-	else
-		log_warnx("%s: cannot build the cookie", __func__);
+	http_set_auth_cookie(r, SID_COOKIE, sid, -1);
 }
 
 /*
