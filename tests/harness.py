@@ -164,17 +164,26 @@ def request(port, method, path, body=None, headers=None, **kw):
         c.close()
 
 
+def read_until_close(s, quiet_ok=True):
+    """Everything the peer sends on socket s until it closes (a reset counts as a close). If the
+    socket's timeout passes first, returns what came when quiet_ok, else raises AssertionError."""
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        if not quiet_ok:
+            raise AssertionError(f"no close within {s.gettimeout()}s; got {out[:200]!r}")
+    return out
+
+
 def raw(port, data, read_timeout=5.0, host="127.0.0.1"):
     """Sends raw bytes and returns everything the server sends until it closes or goes quiet."""
     with socket.create_connection((host, port), timeout=read_timeout) as s:
         s.sendall(data)
-        out = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except socket.timeout:
-            pass
-        return out
+        return read_until_close(s)

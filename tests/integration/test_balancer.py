@@ -437,17 +437,8 @@ def exchange(port, head, pieces, interval=0.0, read_timeout=8.0):
     t0 = time.monotonic()
     t = threading.Thread(target=send, daemon=True)
     t.start()
-    out = b""
     try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except ConnectionResetError:
-        pass
-    except socket.timeout:
-        raise AssertionError(f"no close within {read_timeout}s; got {out[:200]!r}")
+        out = harness.read_until_close(s, quiet_ok=False)
     finally:
         took = time.monotonic() - t0
         stop.set()

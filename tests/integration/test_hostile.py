@@ -234,22 +234,12 @@ def test_many_idle_connections(targets):
 def read_reply(port, data, timeout=5.0):
     """Sends data and reads until the server closes; returns (status, reply, seconds)."""
     t0 = time.monotonic()
-    out = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused before we finished: the reply tells
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except ConnectionResetError:
-            pass
-        except socket.timeout:
-            raise AssertionError(f"no close within {timeout}s; got {out[:200]!r}")
+        out = harness.read_until_close(s, quiet_ok=False)
     status = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.") else None
     return status, out, time.monotonic() - t0
 
