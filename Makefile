@@ -98,11 +98,13 @@ fuzz-build: $(FUZZ_BIN)
 # Runs every harness for FUZZ_SECONDS on a copy of its seed corpus (tests/fuzz/corpus/<name>).
 FUZZ_SECONDS ?= 60
 fuzz: deps
+	$(Q)scripts/deps.sh hardening
 	$(Q)$(MAKE) --no-print-directory SANITIZER=fuzzer fuzz-build
 	$(Q)scripts/fuzz.sh build/fuzzer/fuzz $(FUZZ_SECONDS)
 
 # Fuzzing for FUZZ_SECONDS per harness, then the servers and the balancer under valgrind.
 hardening: deps build
+	$(Q)scripts/deps.sh hardening
 	$(Q)BIN=$(abspath $(BIN)) MAKE=$(MAKE) scripts/hardening.sh $(FUZZ_SECONDS)
 
 # One pytest run covers the C unit tests (each case is a pytest item) and the black-box tests;

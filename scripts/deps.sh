@@ -1,17 +1,18 @@
 #!/bin/sh
 # Checks that the Debian packages a make target needs are installed; installs the missing ones
 # with apt-get when run as root, otherwise prints the one command to run and fails.
-# Usage: scripts/deps.sh test|bench|web
+# Usage: scripts/deps.sh test|bench|hardening|web
 set -eu
 base="gcc make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
 openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
 case "${1:-test}" in
 test) want="$base" ;;
 bench) want="$base wrk gnuplot-nox" ;;
+hardening) want="$base clang libclang-rt-14-dev valgrind" ;;
 web)	# nodejs from some archives ships npm itself; Debian's splits it out.
 	want="$base chromium nodejs"
 	command -v npm >/dev/null 2>&1 || want="$want npm" ;;
-*) echo "deps.sh: unknown target '$1' (test, bench or web)" >&2; exit 2 ;;
+*) echo "deps.sh: unknown target '$1' (test, bench, hardening or web)" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
