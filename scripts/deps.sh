@@ -3,7 +3,7 @@
 # with apt-get when run as root, otherwise prints the one command to run and fails.
 # Usage: scripts/deps.sh test|bench|hardening|web
 set -eu
-base="gcc make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
+base="gcc libc6-dev make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
 openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
 case "${1:-test}" in
 test) want="$base" ;;
