@@ -204,6 +204,23 @@ header() {
 	tr -d '\r' <"$TMP/headers" 2>/dev/null | sed -n "s/^$1: *//Ip" | tail -n 1
 }
 
+# The value the last response set for cookie NAME.
+set_cookie() {
+	tr -d '\r' <"$TMP/headers" 2>/dev/null | sed -n "s/^set-cookie: *$1=\([^;]*\).*/\1/Ip" | head -n 1
+}
+
+# demo_login USER [--jar FILE]: logs USER in through the balancer; the login must succeed.
+demo_login() {
+	local user=$1
+	shift
+	demo_req POST /login --login "$user" "$@"
+	expect "login as $user" "$REQ_STATUS" 200
+}
+
+expect_logout() {
+	expect_that "logout answers 200 or 204 (got $REQ_STATUS)" test "$REQ_STATUS" = 200 -o "$REQ_STATUS" = 204
+}
+
 # The first string value of FIELD in the last response body (flat JSON objects suffice here).
 json_field() {
 	printf '%s' "$REQ_BODY" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1
@@ -287,9 +304,8 @@ lesson_memory() {
 		"gives the browser a cookie, sid, that names it. The balancer sends each request to the" \
 		"next server in turn, and the other servers have never heard of that session."
 	demo_cluster "$V_MEMORY"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
-	SID=$(grep -i '^set-cookie: *sid=' <(tr -d '\r' <"$TMP/headers") | sed 's/^[^=]*=\([^;]*\).*/\1/' | head -n 1)
+	demo_login alice
+	SID=$(set_cookie sid)
 	expect_that "the login response sets the sid cookie" test -n "$SID"
 	home=$REQ_SERVER
 	say "SID=$SID  (created and stored by $home only)"
@@ -316,9 +332,8 @@ lesson_redis() {
 		"its own memory: whichever server answers looks the session up in the same place."
 	demo_cluster "$V_REDIS"
 	say "(Redis at $REDIS_URL)"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
-	SID=$(grep -i '^set-cookie: *sid=' <(tr -d '\r' <"$TMP/headers") | sed 's/^[^=]*=\([^;]*\).*/\1/' | head -n 1)
+	demo_login alice
+	SID=$(set_cookie sid)
 	expect_that "the login response sets the sid cookie" test -n "$SID"
 	say "SID=$SID  (stored in Redis)"
 	demo_profiles "$n" --sid SID
@@ -338,8 +353,7 @@ lesson_jwt() {
 		"the claims (who, role, expiry) plus a signature made with a key that every server has." \
 		"Any server can check the signature and read the claims. Nobody stores anything."
 	demo_cluster "$V_JWT"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
+	demo_login alice
 	TOKEN=$(json_field access_token)
 	expect_that "the login response carries an access_token" test -n "$TOKEN"
 	IFS=. read -r h p s <<<"$TOKEN"
@@ -395,8 +409,7 @@ lesson_tamper() {
 	say "The payload is only encoded, not encrypted: bob can decode his token, change his role to" \
 		"admin, encode it again and send it back with the original signature."
 	demo_cluster "$V_JWT"
-	demo_req POST /login --login bob
-	expect "login as bob" "$REQ_STATUS" 200
+	demo_login bob
 	TOKEN=$(json_field access_token)
 	expect_that "the login response carries an access_token" test -n "$TOKEN"
 	demo_req GET /profile --bearer TOKEN
@@ -450,8 +463,7 @@ lesson_sticky() {
 	fi
 	demo_cluster "$V_STICKY"
 	rm -f "$jar"
-	demo_req POST /login --login carol --jar "$jar"
-	expect "login as carol" "$REQ_STATUS" 200
+	demo_login carol --jar "$jar"
 	home=$REQ_SERVER
 	cookies=$(awk '!/^#/ || /^#HttpOnly_/ {print $6}' "$jar" | grep -v '^$' | tr '\n' ' ' || true)
 	if [ "$BALANCER" = nginx ]; then
@@ -479,9 +491,8 @@ lesson_sticky() {
 
 	say "" "The same stop on the Redis and JWT clusters:"
 	demo_cluster "$V_REDIS"
-	demo_req POST /login --login carol
-	expect "login as carol" "$REQ_STATUS" 200
-	SID=$(grep -i '^set-cookie: *sid=' <(tr -d '\r' <"$TMP/headers") | sed 's/^[^=]*=\([^;]*\).*/\1/' | head -n 1)
+	demo_login carol
+	SID=$(set_cookie sid)
 	home=$REQ_SERVER
 	say "\$ scripts/cluster.sh stop-server $home --dir \$RUNDIR    (the server carol logged in on)"
 	"$CLUSTER" stop-server "$home" --dir "$RUNDIR" || demo_fail "could not stop $home"
@@ -492,8 +503,7 @@ lesson_sticky() {
 	demo_cluster_down "$V_REDIS"
 
 	demo_cluster "$V_JWT"
-	demo_req POST /login --login carol
-	expect "login as carol" "$REQ_STATUS" 200
+	demo_login carol
 	TOKEN=$(json_field access_token)
 	home=$REQ_SERVER
 	say "\$ scripts/cluster.sh stop-server $home --dir \$RUNDIR    (the server that signed the token)"
@@ -514,13 +524,12 @@ lesson_logout() {
 	say "Redis sessions: logout deletes the session in Redis, so it is gone on every server at once." \
 		"We keep a copy of the old cookie, as a thief who had stolen it would."
 	demo_cluster "$V_REDIS"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
-	SID=$(grep -i '^set-cookie: *sid=' <(tr -d '\r' <"$TMP/headers") | sed 's/^[^=]*=\([^;]*\).*/\1/' | head -n 1)
+	demo_login alice
+	SID=$(set_cookie sid)
 	demo_req GET /profile --sid SID
 	expect "profile before logout" "$REQ_STATUS" 200
 	demo_req POST /logout --sid SID
-	expect_that "logout answers 200 or 204 (got $REQ_STATUS)" test "$REQ_STATUS" = 200 -o "$REQ_STATUS" = 204
+	expect_logout
 	demo_profiles "$n" --sid SID
 	expect "old cookie after logout: requests answered 401" "$(count_status 401)" "$n"
 	expect "servers that refused the old cookie" "$(distinct_servers)" "$INSTANCES"
@@ -528,11 +537,10 @@ lesson_logout() {
 
 	say "" "JWT without a deny-list: logout can only ask the browser to forget the token."
 	demo_cluster "$V_JWT"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
+	demo_login alice
 	TOKEN=$(json_field access_token)
 	demo_req POST /logout --bearer TOKEN
-	expect_that "logout answers 200 or 204 (got $REQ_STATUS)" test "$REQ_STATUS" = 200 -o "$REQ_STATUS" = 204
+	expect_logout
 	[ -z "$(json_field message)" ] || say "logout says: $(json_field message)"
 	demo_profiles "$n" --bearer TOKEN
 	expect "the same token after logout: requests answered 200" "$(count_status 200)" "$n"
@@ -545,13 +553,12 @@ lesson_logout() {
 	say "" "JWT with a deny-list: logout writes the token's id (jti) to Redis until it would expire," \
 		"and every server checks that list on every request."
 	demo_cluster "$V_REVOKE"
-	demo_req POST /login --login alice
-	expect "login as alice" "$REQ_STATUS" 200
+	demo_login alice
 	TOKEN=$(json_field access_token)
 	demo_req GET /profile --bearer TOKEN
 	expect "profile before logout" "$REQ_STATUS" 200
 	demo_req POST /logout --bearer TOKEN
-	expect_that "logout answers 200 or 204 (got $REQ_STATUS)" test "$REQ_STATUS" = 200 -o "$REQ_STATUS" = 204
+	expect_logout
 	demo_profiles "$n" --bearer TOKEN
 	expect "revoked token: requests answered 401" "$(count_status 401)" "$n"
 	expect "servers that refused the revoked token" "$(distinct_servers)" "$INSTANCES"
