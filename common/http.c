@@ -272,7 +272,6 @@ http_config_check(const struct http_config *cfg)
 
 const struct users *http_users(struct http_server *srv) { return srv->hs_users; }
 const struct http_config *http_cfg(struct http_server *srv) { return srv->hs_cfg; }
-const struct http_app *http_application(struct http_server *srv) { return srv->hs_app; }
 
 /* ---- Request deadlines ----
  *

@@ -119,7 +119,6 @@ int http_serve(const struct http_config *cfg, const struct http_app *app);
 /* The server's users (read-only once serving; safe from any thread). */
 const struct users *http_users(struct http_server *srv);
 const struct http_config *http_cfg(struct http_server *srv);
-const struct http_app *http_application(struct http_server *srv);
 
 /* ---- Per request ---- */
 
@@ -133,7 +132,6 @@ struct http_req {
 	struct timespec		 start;
 	void			*data;		/* the handler's own state while it waits */
 	const char		*rq_authfail;	/* reason counted in the metrics, if any */
-	int			 rq_status;
 	struct http_watch	*rq_watch;	/* its connection's deadline, or NULL */
 };
 
