@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 PKGS    := libevent libevent_openssl libevent_pthreads openssl hiredis jansson
-PROGS   := session_server jwt_server balancer loadgen authctl
+PROGS   := session_server jwt_server balancer loadgen authctl relay
 PYTHON  ?= /usr/bin/python3
 
 CFLAGS  ?= -O2 -g
