@@ -89,7 +89,7 @@ cluster_stop_dir() {
 	[ -z "${words// /}" ] || lib_stop 10 $words
 	words=$(cluster_pidwords "$dir"/pids/app*.pid)
 	[ -z "$words" ] || lib_stop 15 $words
-	words=$(cluster_pidwords "$dir/pids/redis.pid")
+	words=$(cluster_pidwords "$dir/pids/redis.pid" "$dir/pids/relay.pid")
 	[ -z "$words" ] || lib_stop 10 $words
 	rm -f "$dir"/pids/*.pid
 }
@@ -149,6 +149,20 @@ cluster_redis() {
 		--save "" --appendonly no --daemonize no --protected-mode yes
 	cluster_wait redis "$REDIS_PORT"
 	REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+}
+
+# ---- network distance to Redis (scripts/bench.sh --redis-rtt) --------------------------------
+
+# With CLUSTER_REDIS_RTT=MS set, the servers reach Redis through bin/relay, which adds that round
+# trip: REDIS_URL is pointed at the relay, and REDIS_RTT_MS goes into cluster.env.
+cluster_relay() {
+	local port
+	need_bin "$AUTH_BIN/relay"
+	port=$(lib_free_ports 1)
+	cluster_spawn relay "$AUTH_BIN/relay" --listen "127.0.0.1:$port" \
+		--target "127.0.0.1:$REDIS_PORT" --rtt "$CLUSTER_REDIS_RTT" --quiet
+	cluster_wait relay "$port"
+	REDIS_URL=${REDIS_URL/127.0.0.1:$REDIS_PORT/127.0.0.1:$port}
 }
 
 # The servers' argv, minus --listen and --id.
@@ -364,6 +378,7 @@ cluster_write_env() {
 		env_line USERS_LN "$USERS_LN"
 		env_line JWT_KEY "${KEYFILE:-}"
 		env_line REDIS_URL "${REDIS_URL:-}"
+		[ ! -f "$RUNDIR/pids/relay.pid" ] || env_line REDIS_RTT_MS "$CLUSTER_REDIS_RTT"
 		for i in $(seq 1 "$INSTANCES"); do
 			read -r pid prog <"$RUNDIR/pids/app$i.pid"
 			env_line "SERVER_app$i" "127.0.0.1:${PORTS[$i]}"
@@ -453,6 +468,7 @@ cmd_up() {
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen es256 failed"; } ;;
 	esac
 	case $VARIANT in session-redis | jwt-hs256-revoke) cluster_redis ;; esac
+	[ -z "${CLUSTER_REDIS_RTT:-}" ] || [ -z "$REDIS_URL" ] || cluster_relay
 
 	cluster_server_argv
 	for i in $(seq 1 "$INSTANCES"); do
