@@ -75,7 +75,9 @@ def load_failover(out, meta):
     if not f:
         return None
     r = json.load(open(os.path.join(out, "raw", f["report"])))
-    return {"variant": f["variant"], "events": f.get("events", []), "series": r.get("series", []),
+    # Each second is drawn at its middle; a last second cut short by the end of the run is left out.
+    series = [dict(p, t=p["t"] + 0.5) for p in r.get("series", []) if p["t"] + 0.5 <= r["duration_s"]]
+    return {"variant": f["variant"], "events": f.get("events", []), "series": series,
             "requests": r["requests"], "errors": r["errors"], "status": r["status"]}
 
 
@@ -164,8 +166,9 @@ def svg_bars(title, ylabel, labels, series, unit=""):
     return c.done()
 
 
-def svg_lines(title, xlabel, ylabel, xs, series):
-    """Lines with points over numeric xs: one (name, ys) series each; None leaves a gap."""
+def svg_lines(title, xlabel, ylabel, xs, series, marks=()):
+    """Lines with points over numeric xs: one (name, ys) series each; None leaves a gap. marks
+    are (x, label) pairs drawn as dashed vertical lines."""
     top = max([v for _, ys in series for v in ys if v is not None] + [0])
     c = Svg(title, ylabel, top * 1.1, xlabel)
     lo, hi = min(xs), max(xs)
@@ -174,8 +177,13 @@ def svg_lines(title, xlabel, ylabel, xs, series):
     def x(v):
         return c.L + c.pw * (v - lo) / span
 
-    for v in sorted(set(xs)):
+    step = max(1, len(set(xs)) // 12)
+    for v in sorted(set(xs))[::step]:
         c.xlabel_at(x(v), _fmt(v))
+    for v, label in marks:
+        c.parts.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{c.T}" y2="{c.T + c.ph}" '
+                       f'stroke="#888" stroke-dasharray="4,3"/><text x="{x(v) + 3:.1f}" '
+                       f'y="{c.T + 12}" fill="#555">{html.escape(label)}</text>')
     for k, (name, ys) in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]
         c.add_legend(name, colour)
@@ -232,12 +240,14 @@ def charts(rows, failover):
         lines += [(f"error: {k}", [p["errors"].get(k, 0) for p in s]) for k in kinds]
         lines += [("HTTP 5xx", [p["http_5xx"] for p in s]), ("HTTP 4xx", [p["http_4xx"] for p in s])]
         ev = ", ".join(f'{e["what"]} at {e["t"]:.1f} s' for e in failover["events"])
+        marks = [(e["t"], e["what"]) for e in failover["events"]]
         out.append(("failover.svg", f'Failover under load ({failover["variant"]}): {ev}',
                     svg_lines(f'Failover under load: {failover["variant"]}', "seconds",
-                              "per second", ts, lines)))
+                              "per second", ts, lines, marks)))
         errs = [(n, vals) for n, vals in lines[1:]]
         out.append(("failover-errors.svg", "The same run, errors only",
-                    svg_lines("Errors per second by kind", "seconds", "per second", ts, errs)))
+                    svg_lines("Errors per second by kind", "seconds", "per second", ts, errs,
+                              marks)))
     return out
 
 

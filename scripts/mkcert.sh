@@ -1,12 +1,13 @@
 #!/bin/sh
-# Makes a throw-away local CA and a server certificate for localhost, 127.0.0.1 and ::1, so that
-# `curl --cacert DIR/ca.pem https://127.0.0.1:PORT/` trusts the balancer without -k.
+# Makes a throw-away local CA and a server certificate for localhost, 127.0.0.1 and ::1 (and the
+# address in $MKCERT_IP, if set), so that `curl --cacert DIR/ca.pem https://127.0.0.1:PORT/`
+# trusts the balancer without -k.
 # Usage: scripts/mkcert.sh DIR    (writes DIR/ca.pem, DIR/cert.pem, DIR/key.pem; P-256 keys,
 # valid 30 days). The CA key is deleted once the certificate is signed: nothing else can be
 # signed with it later.
 set -eu
 case ${1:-} in
--h | --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 -*) echo "mkcert.sh: unknown option '$1' (usage: $0 DIR)" >&2; exit 2 ;;
 esac
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
@@ -19,7 +20,7 @@ cat > "$tmp/server.cnf" <<CNF
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1${MKCERT_IP:+, IP:$MKCERT_IP}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 CNF
