@@ -3,6 +3,7 @@ temp dir on a free port): AUTH with a password file, REDISCLI_AUTH or an ACL use
 password (503 store_unavailable and a log line, never 401), a password in the URL refused, the
 deny-list marker that makes revocation fail closed when Redis loses its data, the append-only
 file keeping sessions and revocations across a restart, and WAIT for replicas after a login."""
+import json
 import os
 import subprocess
 import tempfile
@@ -282,3 +283,63 @@ def test_flags(users_file, tmp_path):
     assert "--redis-password-file" in r.stdout and "redis-sentinel://" in r.stdout
     r = subprocess.run([binary("jwt_server"), "--help"], capture_output=True, text=True, timeout=10)
     assert "--redis-password-file" in r.stdout and "redis-sentinel://" in r.stdout
+
+
+class Sentinel(Proc):
+    """A redis-server --sentinel watching master_port as "auth", with short timings."""
+
+    def __init__(self, master_port, port=None):
+        self.dir = tempfile.mkdtemp(prefix="sentinel-")
+        port = port or free_port()
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f'port {port}\nbind 127.0.0.1\ndir {self.dir}\nrequirepass "{PASSWORD}"\n'
+                    f"sentinel monitor auth 127.0.0.1 {master_port} 1\n"
+                    f'sentinel auth-pass auth "{PASSWORD}"\n'
+                    "sentinel down-after-milliseconds auth 1000\n")
+        super().__init__(["redis-server", conf, "--sentinel"], port=port, name="sentinel")
+
+
+def test_sentinel_unreachable_at_start_is_503_then_service_starts_by_itself(users_file, pwfile,
+                                                                          secret, procs):
+    ports = [free_port(), free_port()]
+    url = f"redis-sentinel://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}#auth"
+    s = session_server(users_file, url, "--redis-password-file", pwfile)
+    j = jwt_server(users_file, secret, url, "--redis-password-file", pwfile)
+    procs += [s, j]
+    wait_health(s.port, 503)
+    wait_health(j.port, 503)
+    r = login(s.port)
+    assert r.status == 503 and r.json()["error"] == "store_unavailable", r
+    token = login(j.port).json()["access_token"]
+    assert bearer(j.port, token).status == 503
+    master = AuthRedis()
+    procs.append(master)
+    procs.append(Sentinel(master.port, port=ports[1]))   # only the second sentinel ever comes
+    wait_health(s.port, 200, timeout=15)
+    wait_health(j.port, 200, timeout=15)
+    r = login(s.port)
+    assert r.status == 200 and session_profile(s.port, sid_of(r)).status == 200
+    assert bearer(j.port, login(j.port).json()["access_token"]).status == 200
+    assert f"master auth is 127.0.0.1:{master.port}" in s.logs()
+    assert master.cli("DBSIZE") != "0"
+
+
+@pytest.mark.parametrize("wait", [0, 1])
+def test_failover_drill_under_four_clients(tmp_path, wait):
+    """scripts/failover_drill.py: SIGKILL the master of a session-redis-ha cluster under load."""
+    out = tmp_path / "drill.json"
+    r = subprocess.run([os.path.join(harness.ROOT, "scripts", "failover_drill.py"), "--clients", "4",
+                        "--wait", str(wait), "--json", str(out), "--dir", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, AUTH_BIN=harness.BIN))
+    print(r.stdout)
+    res = json.loads(out.read_text())
+    assert res["errors_after_kill"] > 0, res           # the kill was felt by the clients
+    assert set(res["status"]) <= {"200", "503"}, res   # an outage is 503, never 401
+    assert res["recovered"] and res["unavailable_s"] <= 15, res
+    assert res["killed_master"] != res["new_master"], res
+    assert res["sessions_before_kill"] > 0, res
+    if wait:
+        assert res["sessions_lost"] == 0, res
+    assert r.returncode == 0, r.stdout + r.stderr
