@@ -65,7 +65,7 @@ while [ $# -gt 0 ]; do
 	--variants) lib_optarg VARIANTS "$@"; shift 2 ;;
 	--out) lib_optarg OUT "$@"; shift 2 ;;
 	--no-wrk) WRK=0; shift ;;
-	--redis-rtt) RTTS=${2:-}; shift 2 ;;
+	--redis-rtt) lib_optarg RTTS "$@"; shift 2 ;;
 	--failover) FAILOVER=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
