@@ -5,7 +5,8 @@
 # runs are interleaved round by round (the order rotates) so that the machine's drift hits
 # them alike, and the medians over the rounds are reported. With --redis-rtt every variant runs
 # once per round-trip time, with bin/relay adding that distance between the servers and Redis.
-# With --failover, one more loadgen run while a backend is SIGKILLed and started again. Writes
+# With --failover, one more loadgen run while a backend is SIGKILLed and started again; with
+# --failover-redis, one on a session-redis-ha cluster while its Redis master is SIGKILLed. Writes
 # into the output directory:
 #   raw/KEY-rK.json       loadgen's JSON report of every run, plus its CPU accounting
 #   meta.json             the settings, the runs and the exact command
@@ -25,7 +26,8 @@ usage() {
 usage: scripts/bench.sh [--balancer ours|haproxy|nginx] [--instances N] [--rounds R]
                         [--duration SECONDS] [--warmup SECONDS] [--users N]
                         [--concurrency C] [--threads T] [--variants "V1 V2 ..."]
-                        [--redis-rtt MS[,MS...]] [--failover] [--out DIR] [--no-wrk]
+                        [--redis-rtt MS[,MS...]] [--failover] [--failover-redis]
+                        [--out DIR] [--no-wrk]
 
   --balancer        which balancer fronts every cluster (default ours)
   --instances N     login servers per cluster (default 3)
@@ -42,6 +44,8 @@ usage: scripts/bench.sh [--balancer ours|haproxy|nginx] [--instances N] [--round
                     and Redis, through bin/relay (0 still goes through it), e.g. 0,0.2,1,2,5
   --failover        also run loadgen on the first variant for 12 s while app1 is SIGKILLed
                     (at 3 s) and started again (at 7 s); errors per second go into the report
+  --failover-redis  the same on a session-redis-ha cluster (Redis Sentinel: a master, two
+                    replicas, three sentinels) whose Redis master is SIGKILLed at 3 s
   --out DIR         output directory (default bench-results/<timestamp>)
   --no-wrk          skip the loadgen-versus-wrk comparison
 
@@ -50,7 +54,7 @@ EOF
 }
 
 B_BALANCER=ours B_INSTANCES=3 ROUNDS=5 DURATION=4 WARMUP=2 B_USERS=24 B_CONC='' B_THREADS=1
-VARIANTS='' OUT='' WRK=1 RTTS='' FAILOVER=0
+VARIANTS='' OUT='' WRK=1 RTTS='' FAILOVER=0 FAILOVER_REDIS=0
 COMMAND="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -67,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--no-wrk) WRK=0; shift ;;
 	--redis-rtt) lib_optarg RTTS "$@"; shift 2 ;;
 	--failover) FAILOVER=1; shift ;;
+	--failover-redis) FAILOVER_REDIS=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
@@ -190,6 +195,12 @@ for k in $KEYS; do
 	CLUSTER_REDIS_RTT=$t "$LIB_ROOT/scripts/cluster.sh" up "$v" --instances "$B_INSTANCES" \
 		--balancer "$B_BALANCER" --dir "$OUT/run/$k" --quiet
 done
+if [ "$FAILOVER_REDIS" = 1 ]; then
+	say "starting session-redis-ha for the Redis failover: $B_INSTANCES instances behind $B_BALANCER"
+	STARTED="$STARTED redis-ha"
+	"$LIB_ROOT/scripts/cluster.sh" up session-redis-ha --instances "$B_INSTANCES" \
+		--balancer "$B_BALANCER" --dir "$OUT/run/redis-ha" --quiet
+fi
 
 # ---- warm-up and rounds --------------------------------------------------------------------
 
@@ -212,35 +223,43 @@ done
 
 # ---- failover under load -----------------------------------------------------------------------
 
-# loadgen for 12 s on the first run's cluster; app1 gets SIGKILL at 3 s and is started again at
-# 7 s. The events' times are taken on the same clock as loadgen's start.
-FAILOVER_KEY=''
-if [ "$FAILOVER" = 1 ]; then
-	k=${KEYS%% *}
-	say "failover under load on $k: app1 killed at 3 s, started again at 7 s"
+# loadgen for 12 s on the cluster in run/KEY while its process NAME (app1, or redis: the master)
+# gets SIGKILL at 3 s; app1 is started again at 7 s, Redis comes back through Sentinel by
+# itself. Writes raw/failover-NAME.json and raw/failover-NAME.events ("SECONDS WHAT" lines,
+# on the clock loadgen started on). Usage: failover_run NAME KEY
+failover_run() {
+	local name=$1 k=$2
+	say "failover under load on $k: $name killed at 3 s"
 	(
 		# shellcheck disable=SC1090,SC1091
 		. "$OUT/run/$k/cluster.env"
+		ev=$OUT/raw/failover-$name.events
 		t0=$(date +%s.%N)
 		"$LOADGEN" --url "$BALANCER_URL" --cacert "$CA" --flow "$FLOW" \
 			--credentials "$CREDENTIALS" --users "$B_USERS" --concurrency "$B_CONC" \
-			--threads "$B_THREADS" --duration 12 --timeout 2 \
-			--json "$OUT/raw/failover.json" >"$OUT/raw/failover.txt" 2>"$OUT/raw/failover.err" &
+			--threads "$B_THREADS" --duration 12 --timeout 2 --json "$OUT/raw/failover-$name.json" \
+			>"$OUT/raw/failover-$name.txt" 2>"$OUT/raw/failover-$name.err" &
 		lg=$!
 		sleep 3
-		read -r pid _ <"$RUNDIR/pids/app1.pid"
+		read -r pid _ <"$RUNDIR/pids/$name.pid"
 		kill -KILL "$pid"
-		t1=$(date +%s.%N)
-		sleep 4
-		"$LIB_ROOT/scripts/cluster.sh" start-server app1 --dir "$RUNDIR" >/dev/null
-		t2=$(date +%s.%N)
+		echo "$(date +%s.%N) $name killed" >"$ev"
+		if [ "$name" = app1 ]; then
+			sleep 4
+			"$LIB_ROOT/scripts/cluster.sh" start-server app1 --dir "$RUNDIR" >/dev/null
+			echo "$(date +%s.%N) app1 listening again" >>"$ev"
+		fi
 		wait "$lg" || true
-		awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "[{\"what\": \"app1 killed\", \"t\": %.2f}, {\"what\": \"app1 listening again\", \"t\": %.2f}]\n", b - a, c - a }' \
-			>"$OUT/raw/failover-events.json"
+		awk -v t0="$t0" '{ $1 = sprintf("%.2f", $1 - t0); print }' "$ev" >"$ev.tmp" && mv "$ev.tmp" "$ev"
 	)
-	[ -s "$OUT/raw/failover.json" ] || lib_die "loadgen wrote no failover report: $(cat "$OUT/raw/failover.err")"
-	FAILOVER_KEY=$k
-fi
+	[ -s "$OUT/raw/failover-$name.json" ] ||
+		lib_die "loadgen wrote no failover report: $(cat "$OUT/raw/failover-$name.err")"
+	FAILOVERS="$FAILOVERS $name:$k"
+}
+
+FAILOVERS=''
+if [ "$FAILOVER" = 1 ]; then failover_run app1 "${KEYS%% *}"; fi
+if [ "$FAILOVER_REDIS" = 1 ]; then failover_run redis redis-ha; fi
 
 # ---- loadgen versus wrk on a trivial endpoint --------------------------------------------------
 
@@ -266,9 +285,9 @@ STARTED=""
 say "writing $OUT/results.md, the charts and report.html"
 # shellcheck disable=SC2086 # one argument per run
 "$PYTHON" - "$OUT" "$COMMAND" "$B_BALANCER" "$B_INSTANCES" "$ROUNDS" "$DURATION" "$B_USERS" \
-	"$B_CONC" "$B_THREADS" "$AUTH_BIN" "$FAILOVER_KEY" $KEYS <<'EOF'
+	"$B_CONC" "$B_THREADS" "$AUTH_BIN" "$FAILOVERS" $KEYS <<'EOF'
 import json, os, sys
-out, command, balancer, n, rounds, duration, users, conc, threads, bin_, failover = sys.argv[1:12]
+out, command, balancer, n, rounds, duration, users, conc, threads, bin_, failovers = sys.argv[1:12]
 runs = []
 for key in sys.argv[12:]:
     variant, _, rtt = key.partition("@")
@@ -282,9 +301,13 @@ meta = {"command": command, "balancer": balancer, "instances": int(n), "rounds":
                      "OpenSSL": ["openssl", "version"], "C compiler": ["cc", "--version"],
                      "libevent": ["pkg-config", "--modversion", "libevent"],
                      "Python": [sys.executable, "--version"]}}
-if failover:
-    meta["failover"] = {"variant": failover, "report": "failover.json",
-                        "events": json.load(open(os.path.join(out, "raw", "failover-events.json")))}
+meta["failovers"] = []
+for f in failovers.split():
+    name, key = f.split(":", 1)
+    events = [line.split(None, 1) for line in open(os.path.join(out, "raw", f"failover-{name}.events"))]
+    meta["failovers"].append({"name": name, "variant": "session-redis-ha" if name == "redis" else key,
+                              "report": f"failover-{name}.json",
+                              "events": [{"what": w.strip(), "t": float(t)} for t, w in events]})
 json.dump(meta, open(os.path.join(out, "meta.json"), "w"), indent=2)
 EOF
 "$PYTHON" "$LIB_ROOT/scripts/bench_report.py" "$OUT"

@@ -7,8 +7,9 @@ scripts/bench.sh leaves in OUT/raw/.
 
 meta.json (written by bench.sh) names the runs: "runs" is a list of {"key", "variant",
 "redis_rtt_ms"} (redis_rtt_ms null without --redis-rtt), with "rounds" raw reports each
-(raw/KEY-rN.json), plus the settings and the exact command. An optional "failover" entry names
-a raw report with a per-second series and the times a backend was killed and restarted.
+(raw/KEY-rN.json), plus the settings and the exact command. An optional "failovers" list names
+raw reports with a per-second series and the times something was killed and started again
+({"name": "app1" or "redis", "variant", "report", "events": [{"what", "t"}]}).
 
 report.html is self-contained: the charts are SVG drawn here and inlined, the styles inline,
 and nothing is fetched from elsewhere (no src or href to another document)."""
@@ -69,15 +70,16 @@ def load_wrk(out):
             "ratio": med([b / a for a, b in pairs if a > 0])}
 
 
-def load_failover(out, meta):
-    """The failover scenario's per-second series, or None."""
-    f = meta.get("failover")
-    if not f:
-        return None
+def load_failovers(out, meta):
+    """The failover scenarios' per-second series."""
+    return [load_failover(out, f) for f in meta.get("failovers", [])]
+
+
+def load_failover(out, f):
     r = json.load(open(os.path.join(out, "raw", f["report"])))
     # Each second is drawn at its middle; a last second cut short by the end of the run is left out.
     series = [dict(p, t=p["t"] + 0.5) for p in r.get("series", []) if p["t"] + 0.5 <= r["duration_s"]]
-    return {"variant": f["variant"], "events": f.get("events", []), "series": series,
+    return {"name": f["name"], "variant": f["variant"], "events": f.get("events", []), "series": series,
             "requests": r["requests"], "errors": r["errors"], "status": r["status"]}
 
 
@@ -198,7 +200,7 @@ def svg_lines(title, xlabel, ylabel, xs, series, marks=()):
 
 # ---- what is written --------------------------------------------------------------------------
 
-def charts(rows, failover):
+def charts(rows, failovers):
     """(file name, caption, svg) for every chart of the run."""
     out = []
     rtt = sorted({r["redis_rtt_ms"] for r in rows if r["redis_rtt_ms"] is not None})
@@ -231,7 +233,16 @@ def charts(rows, failover):
     out.append(("cpu.svg", "Cluster CPU time per request (servers, balancer, Redis)",
                 svg_bars("CPU time per request", "µs", labels,
                          [("CPU µs/request", [r["cpu_us_per_req"] for r in rows])])))
-    if failover and failover["series"]:
+    for failover in failovers:
+        out += failover_charts(failover)
+    return out
+
+
+def failover_charts(failover):
+    """The requests and errors per second of one failover run, and its errors alone."""
+    base = "failover" if failover["name"] == "app1" else f'failover-{failover["name"]}'
+    out = []
+    if failover["series"]:
         s = failover["series"]
         ts = [p["t"] for p in s]
         kinds = sorted({k for p in s for k, n in p["errors"].items() if n} |
@@ -241,11 +252,11 @@ def charts(rows, failover):
         lines += [("HTTP 5xx", [p["http_5xx"] for p in s]), ("HTTP 4xx", [p["http_4xx"] for p in s])]
         ev = ", ".join(f'{e["what"]} at {e["t"]:.1f} s' for e in failover["events"])
         marks = [(e["t"], e["what"]) for e in failover["events"]]
-        out.append(("failover.svg", f'Failover under load ({failover["variant"]}): {ev}',
+        out.append((f"{base}.svg", f'Failover under load ({failover["variant"]}): {ev}',
                     svg_lines(f'Failover under load: {failover["variant"]}', "seconds",
                               "per second", ts, lines, marks)))
         errs = [(n, vals) for n, vals in lines[1:]]
-        out.append(("failover-errors.svg", "The same run, errors only",
+        out.append((f"{base}-errors.svg", "The same run, errors only",
                     svg_lines("Errors per second by kind", "seconds", "per second", ts, errs,
                               marks)))
     return out
@@ -324,11 +335,12 @@ def report_html(meta, rows, wrk, chart_list, facts):
             "(session-redis, jwt-hs256-revoke) pay at least one round trip per request: their p50 "
             "moves up with the RTT, and with a fixed number of connections their requests/s fall. "
             "jwt-hs256 never asks Redis and stays flat: it is the control.")
-    if any(n == "failover.svg" for n, _, _ in chart_list):
+    if any(n.startswith("failover") for n, _, _ in chart_list):
         read.append(
-            "The failover chart counts, second by second, the requests that succeeded and every "
-            "kind of failure while one backend was killed (SIGKILL) and started again: connect "
-            "and read errors are what loadgen saw on its side, HTTP 5xx what the balancer said.")
+            "The failover charts count, second by second, the requests that succeeded and every "
+            "kind of failure while a backend (or the Redis master) was killed with SIGKILL: "
+            "connect and read errors are what loadgen saw on its side, HTTP 5xx what the "
+            "balancer or the servers answered (503 store_unavailable while Redis has no master).")
     if wrk:
         read.append(f'loadgen against wrk on a trivial endpoint: wrk {wrk["wrk_rps"]:.0f} req/s, '
                     f'loadgen {wrk["loadgen_rps"]:.0f} req/s (ratio {wrk["ratio"]:.2f}), so the '
@@ -360,14 +372,13 @@ def write_all(out):
                     .strftime("%Y-%m-%d %H:%M UTC"))
     rows = load_runs(out, meta) if meta["runs"] else []
     wrk = load_wrk(out)
-    failover = load_failover(out, meta)
+    failovers = load_failovers(out, meta)
     results = {k: meta[k] for k in ("balancer", "instances", "rounds", "duration_s", "users",
                                     "concurrency", "threads", "command")}
     results.update({"variants": rows, "wrk_comparison": wrk})
-    if failover:
-        results["failover"] = failover
+    results["failovers"] = failovers
     json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=2)
-    chart_list = charts(rows, failover) if rows else []
+    chart_list = charts(rows, failovers) if rows else []
     for name, _, svg in chart_list:
         open(os.path.join(out, name), "w").write(svg)
     md = ["# Benchmark: sessions versus JWT behind a round-robin balancer", "", setting_text(meta), ""]

@@ -310,7 +310,9 @@ cluster_relay() {
 	local port
 	need_bin "$AUTH_BIN/relay"
 	case $VARIANT in *-ha) lib_die "CLUSTER_REDIS_RTT: the relay sits before one Redis, not a Sentinel set" ;; esac
-	port=$(lib_free_ports 1)
+	# A port chosen with the others (one the -ha variants' replicas would use), so that it
+	# cannot be one of theirs.
+	port=${REDIS_PORTS[1]}
 	cluster_spawn relay "$AUTH_BIN/relay" --listen "$(host_of relay):$port" \
 		--target "$(host_of redis):$REDIS_PORT" --rtt "$CLUSTER_REDIS_RTT" --quiet
 	cluster_wait relay "$port"

@@ -83,8 +83,8 @@ def test_report_module_on_made_up_runs(tmp_path):
     meta = {"command": "scripts/bench.sh --redis-rtt 0,2 <&>", "balancer": "ours", "instances": 3,
             "rounds": 2, "duration_s": 2.0, "users": 4, "concurrency": 4, "threads": 1,
             "runs": runs, "versions": {"Python": [sys.executable, "--version"]},
-            "failover": {"variant": "session-redis@0", "report": "failover.json",
-                         "events": [{"what": "app1 killed", "t": 3.0}]}}
+            "failovers": [{"name": "app1", "variant": "session-redis@0",
+                           "report": "failover.json", "events": [{"what": "app1 killed", "t": 3.0}]}]}
     (out / "meta.json").write_text(json.dumps(meta))
     bench_report.write_all(str(out))
 
@@ -93,7 +93,7 @@ def test_report_module_on_made_up_runs(tmp_path):
     assert set(got) == {("session-redis", 0.0), ("session-redis", 2.0), ("jwt-hs256", 0.0),
                         ("jwt-hs256", 2.0)}
     assert abs(got[("session-redis", 2.0)]["p50"] - 3.015) < 1e-9      # median of the rounds
-    assert [p["t"] for p in res["failover"]["series"]] == [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    assert [p["t"] for p in res["failovers"][0]["series"]] == [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
     md = (out / "results.md").read_text()
     assert "| session-redis | 2 |" in md and "| jwt-hs256 | 0 |" in md
     charts = sorted(f for f in os.listdir(out) if f.endswith(".svg"))
@@ -112,7 +112,7 @@ def test_bench_redis_rtt_and_failover(tmp_path):
     out = tmp_path / "bench"
     p = subprocess.run([BENCH, "--redis-rtt", "0,2", "--rounds", "3", "--duration", "2",
                         "--warmup", "1", "--users", "1", "--instances", "2", "--no-wrk",
-                        "--failover", "--out", str(out)],
+                        "--failover", "--failover-redis", "--out", str(out)],
                        capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
@@ -128,12 +128,18 @@ def test_bench_redis_rtt_and_failover(tmp_path):
     # The relay really sat between the servers and Redis, and is gone with the clusters.
     env = (out / "run" / "session-redis@2" / "cluster.env").read_text()
     assert "REDIS_RTT_MS=2" in env
-    fo = res["failover"]
-    assert len(fo["series"]) >= 10 and fo["events"][0]["what"] == "app1 killed"
-    assert sum(x["ok"] for x in fo["series"]) > 0
+    fo = {f["name"]: f for f in res["failovers"]}
+    assert len(fo["app1"]["series"]) >= 10 and fo["app1"]["events"][0]["what"] == "app1 killed"
+    assert sum(x["ok"] for x in fo["app1"]["series"]) > 0
+    # The Redis master's death: 503s (or errors) while Sentinel promotes a replica, then
+    # answers again on the new master.
+    s = fo["redis"]["series"]
+    killed = fo["redis"]["events"][0]["t"]
+    assert any(x["http_5xx"] + sum(x["errors"].values()) > 0 for x in s if x["t"] > killed), s
+    assert s[-2]["ok"] > 0 and s[-2]["http_5xx"] == 0, s
     page = check_self_contained(out / "report.html")
     assert page.svgs >= 9
     text = (out / "report.html").read_text()
     for v in ("session-redis", "jwt-hs256-revoke", "jwt-hs256"):
         assert text.count(f"<tr><td>{v}</td>") == 2, v
-    assert os.path.exists(out / "failover.svg")
+    assert os.path.exists(out / "failover.svg") and os.path.exists(out / "failover-redis.svg")
