@@ -110,7 +110,7 @@ def test_report_module_on_made_up_runs(tmp_path):
 def test_bench_redis_rtt_and_failover(tmp_path):
     """The issue's "done when", on a short bounded run."""
     out = tmp_path / "bench"
-    p = subprocess.run([BENCH, "--redis-rtt", "0,2", "--rounds", "3", "--duration", "2",
+    p = subprocess.run([BENCH, "--redis-rtt", "0,2", "--rounds", "5", "--duration", "2",
                         "--warmup", "1", "--users", "1", "--instances", "2", "--no-wrk",
                         "--failover", "--failover-redis", "--out", str(out)],
                        capture_output=True, text=True, timeout=900)
