@@ -1,12 +1,13 @@
 /*
- * Strict HTTP/1.1 head and chunked-body parsing for the balancer (RFC 9110, RFC 9112). The
- * balancer sits in front of servers that may read framing differently, so everything that
- * could let two parsers disagree about where a request ends is refused: Content-Length with
+ * Strict HTTP/1.1 head and chunked-body parsing for every program (RFC 9110, RFC 9112). The
+ * balancer sits in front of servers, and loadgen reads both: everything that could let two
+ * parsers disagree about where a message ends is refused: Content-Length with
  * Transfer-Encoding, repeated or list-valued Content-Length, any coding but a lone "chunked",
- * obs-fold, bare CR or LF, control characters, whitespace before the colon.
+ * obs-fold, bare CR or LF, control characters, whitespace before the colon, and a body on HEAD
+ * or TRACE (a server that ignores such a body would read it as a second, smuggled request).
  */
 #include "digits.h"
-#include "lb.h"
+#include "parse.h"
 
 #include <string.h>
 #include <strings.h>
@@ -125,7 +126,7 @@ parse_fields(const char *buf, const char *p, const char *end, size_t max, struct
 			if ((c < 0x20 && c != '\t') || c == 0x7f)
 				PARSE_FAIL(h, 400, "control character in a header value");
 		}
-		if (h->nhdrs == LB_MAX_HEADERS)
+		if (h->nhdrs == PARSE_MAX_HEADERS)
 			PARSE_FAIL(h, 431, "too many header fields");
 		h->hdrs[h->nhdrs++] = (struct parse_hdr){ p, (size_t)(colon - p), v,
 		    (size_t)(ve - v), parse_classify(p, (size_t)(colon - p)) };
@@ -248,7 +249,12 @@ parse_request(const char *buf, size_t len, size_t max, struct parse_head *h)
 			nhost++;
 	if (nhost > 1 || (nhost == 0 && h->minor == 1))
 		PARSE_FAIL(h, 400, "a request needs exactly one Host header");
-	return parse_framing(h, 400);
+	if ((r = parse_framing(h, 400)) != PARSE_OK)
+		return r;
+	if (h->framing != FRAME_NONE && (parse_is(h->method, h->methodlen, "HEAD") ||
+	    parse_is(h->method, h->methodlen, "TRACE")))
+		PARSE_FAIL(h, 400, "a HEAD or TRACE request has no body");
+	return PARSE_OK;
  badline:
 	PARSE_FAIL(h, 400, "malformed request line");
 }
@@ -326,7 +332,7 @@ parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, i
 	for (; i < n && st != CH_DATA && st != CH_DONE; i++) {
 		char ch = p[i];
 
-		if (st != CH_TRAILER_LINE && st != CH_TRAILER && ++c->pc_line > LB_CHUNK_LINE_MAX)
+		if (st != CH_TRAILER_LINE && st != CH_TRAILER && ++c->pc_line > PARSE_CHUNK_LINE_MAX)
 			return PARSE_ERROR;
 		switch (st) {
 		case CH_SIZE:
@@ -376,7 +382,7 @@ parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, i
 			st = CH_TRAILER_LINE;
 			/* FALLTHROUGH */
 		case CH_TRAILER_LINE:
-			if (++c->pc_trailers > LB_TRAILERS_MAX)
+			if (++c->pc_trailers > PARSE_TRAILERS_MAX)
 				return PARSE_ERROR;
 			if (ch == '\r')
 				st = CH_TRAILER_LF;
@@ -405,7 +411,7 @@ parse_reqid_ok(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > LB_REQID_MAX)
+	if (len == 0 || len > PARSE_REQID_MAX)
 		return 0;
 	for (i = 0; i < len; i++) {
 		char c = s[i];
