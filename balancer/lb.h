@@ -148,7 +148,8 @@ void proxy_worker_run(struct worker *w);
 void proxy_worker_stop(struct worker *w);
 /* Frees the worker, closing what is left. */
 void proxy_worker_free(struct worker *w);
-/* A listening socket on "HOST:PORT" (SO_REUSEPORT with --threads > 1), or -1 (logged). */
+/* A listening socket on "HOST:PORT" (sock_listen(): the workers share it, no other process
+ * may), or -1 (logged). */
 int proxy_listen(const char *addr);
 
 /* ---- TLS (tls.c) ---- */
