@@ -359,9 +359,24 @@ junk_still_refused_early(void)
 	CHECK_INT(parse_request("GET /\x01", 6, REQ_MAX, &h), PARSE_ERROR);
 }
 
+/* A body on HEAD or TRACE is refused: a server that ignores it would read it as a second
+ * request (smuggling). An empty Content-Length is no body. */
+static void
+body_on_head_or_trace(void)
+{
+	CHECK_INT(req("HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), PARSE_ERROR);
+	CHECK_INT(h.err_status, 400);
+	CHECK_INT(req("TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), PARSE_ERROR);
+	CHECK_INT(req("HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+	    PARSE_ERROR);
+	CHECK_INT(req("HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), PARSE_OK);
+	CHECK_INT(req("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), PARSE_OK);
+}
+
 UNIT_MAIN(CASE(good_get), CASE(good_post_length), CASE(incomplete_is_more),
     CASE(connection_and_version), CASE(smuggling_cl_te), CASE(smuggling_duplicate_cl),
     CASE(smuggling_te_variants), CASE(line_endings_and_bytes), CASE(host_rules), CASE(limits),
     CASE(responses), CASE(chunked_good), CASE(chunked_bad), CASE(chunked_total),
     CASE(reqid_and_cookie), CASE(request_line_in_pieces),
-    CASE(target_characters_in_pieces), CASE(response_in_pieces), CASE(junk_still_refused_early))
+    CASE(target_characters_in_pieces), CASE(response_in_pieces), CASE(junk_still_refused_early),
+    CASE(body_on_head_or_trace))
