@@ -305,6 +305,8 @@ http_route_find(struct http_req *r)
 	for (i = 0; routes[i].path != NULL; i++)
 		if (strlen(routes[i].path) == len && memcmp(routes[i].path, r->target, len) == 0)
 			return &routes[i];
+	if (r->thr->srv->hs_users == NULL)	/* embedded: only the application's routes */
+		return NULL;
 	for (i = 0; i < sizeof(builtin_routes) / sizeof(builtin_routes[0]); i++)
 		if (strlen(builtin_routes[i].path) == len &&
 		    memcmp(builtin_routes[i].path, r->target, len) == 0)

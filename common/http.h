@@ -119,6 +119,16 @@ void http_config_check(const struct http_config *cfg);
  */
 int http_serve(const struct http_config *cfg, const struct http_app *app);
 
+/*
+ * Serves app's routes (not the built-in ones) on the listening socket fd (owned from now on)
+ * from base, the caller's own loop, with cfg's id, timeout and quiet; for a small listener
+ * inside another program (the balancer's admin). Returns the listener, freed with
+ * http_embed_free() (which closes its connections), or NULL.
+ */
+struct http_thread *http_embed(struct event_base *base, int fd, const struct http_config *cfg,
+    const struct http_app *app);
+void http_embed_free(struct http_thread *t);
+
 /* The server's users (read-only once serving; safe from any thread). */
 const struct users *http_users(struct http_server *srv);
 const struct http_config *http_cfg(struct http_server *srv);

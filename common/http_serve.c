@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +166,43 @@ done:
 	if (rc == 0)
 		log_info("stopped");
 	return rc;
+}
+
+/* An embedded listener: its own server record around one thread record on the caller's loop. */
+struct http_embedded {
+	struct http_server	 he_srv;
+	struct http_thread	 he_thr;
+};
+
+struct http_thread *
+http_embed(struct event_base *base, int fd, const struct http_config *cfg,
+    const struct http_app *app)
+{
+	struct http_embedded *em;
+
+	if ((em = calloc(1, sizeof(*em))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	em->he_srv.hs_cfg = cfg;
+	em->he_srv.hs_app = app;
+	em->he_srv.hs_started = time(NULL);
+	snprintf(em->he_srv.hs_idprefix, sizeof(em->he_srv.hs_idprefix), "%s", "embedded");
+	em->he_thr.base = base;
+	em->he_thr.srv = &em->he_srv;
+	if (conn_engine_init(&em->he_thr, fd) == -1) {
+		conn_engine_free(&em->he_thr);
+		free(em);
+		return NULL;
+	}
+	return &em->he_thr;
+}
+
+void
+http_embed_free(struct http_thread *t)
+{
+	if (t == NULL)
+		return;
+	conn_engine_free(t);
+	free((struct http_embedded *)((char *)t - offsetof(struct http_embedded, he_thr)));
 }
