@@ -25,7 +25,7 @@
 #include "users.h"
 
 #define HTTP_MAX_BODY		8192	/* login bodies are tiny; more is 413 */
-#define HTTP_MAX_HEADERS	16384	/* request line and header fields; more is 431 */
+#define HTTP_MAX_HEADERS	18432	/* 16 KiB of fields and a request line; more is 431 */
 
 /* Request methods, as bits so that a route can allow several. */
 enum http_method {
