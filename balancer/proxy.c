@@ -834,14 +834,22 @@ proxy_head(struct client *clt)
 	const char *p;
 	int r;
 
-	if (len == 0)
+	/* Half-closed: the requests it pipelined before are answered, then it is closed. */
+	if (len == 0) {
+		if (clt->clt_eof)
+			proxy_flush_close(clt);
 		return;
+	}
 	n = len < LB_REQ_HEAD_MAX ? len : LB_REQ_HEAD_MAX;
 	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
 		proxy_close(clt, "out of memory");
 		return;
 	}
 	r = parse_request(p, n, LB_REQ_HEAD_MAX, h);
+	if (r == PARSE_MORE && clt->clt_eof) {
+		proxy_flush_close(clt);
+		return;
+	}
 	if (r == PARSE_MORE) {
 		/* Slowloris: the whole head has a deadline, not just each read. */
 		if (!evtimer_pending(clt->clt_timer, NULL)) {
@@ -886,12 +894,10 @@ proxy_done(struct client *clt)
 		bufferevent_enable(clt->clt_bev, EV_READ);
 	}
 	proxy_head(clt);
-	/* Half-closed: the requests it pipelined before are answered, then it is closed. */
-	if (clt->clt_eof && clt->clt_state == CLT_HEAD)
-		proxy_flush_close(clt);
 }
 
-/* Handles the head of a backend response; 0 to go on with the body, -1 when done with bc. */
+/* Handles the head of a backend response: 0 to go on with the body, 1 while the head is
+ * incomplete, -1 when done with bc. */
 static int
 proxy_response_head(struct bconn *bc)
 {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -286,6 +287,10 @@ conn_head(struct http_conn *c)
 		return -1;
 	}
 	memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+	/* A client that waits for leave to send its body (curl does for larger bodies). */
+	if (h->minor == 1 && (p = http_header(&c->c_req, "Expect")) != NULL &&
+	    strcasecmp(p, "100-continue") == 0 && evbuffer_get_length(in) == 0)
+		evbuffer_add(c->c_tx, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->c_state = CONN_BODY;
 	conn_deadline(c);
 	return 1;

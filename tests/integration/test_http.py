@@ -49,7 +49,7 @@ def test_wrong_method_is_a_json_405_with_allow(server):
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 405"), (method, out[:200])
         assert b"X-Served-By: s1" in head and json.loads(body)["error"] == "method_not_allowed"
-    # CONNECT names no path at all: a JSON error of ours too, not evhttp's 501 page.
+    # CONNECT names no path at all: a JSON error of ours too.
     out = harness.raw(server.port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 4") and b"X-Served-By: s1" in head and json.loads(body)["error"]
