@@ -236,10 +236,10 @@ jwtsrv_jwks(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-	{ "/login", EVHTTP_REQ_POST, jwtsrv_login, 1 },
-	{ "/profile", EVHTTP_REQ_GET, jwtsrv_profile, 1 },
-	{ "/logout", EVHTTP_REQ_POST, jwtsrv_logout, 1 },
-	{ "/.well-known/jwks.json", EVHTTP_REQ_GET, jwtsrv_jwks, 0 },
+	{ "/login", HTTP_POST, jwtsrv_login, 1 },
+	{ "/profile", HTTP_GET, jwtsrv_profile, 1 },
+	{ "/logout", HTTP_POST, jwtsrv_logout, 1 },
+	{ "/.well-known/jwks.json", HTTP_GET, jwtsrv_jwks, 0 },
 	{ NULL, 0, NULL, 0 }
 };
 

@@ -12,10 +12,12 @@
  * jti (one MGET): a token issued before it is refused as revoked, and a missing marker refuses
  * the token and writes a new one. Tokens issued after the loss keep working.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "log.h"
+#include "prom.h"
 #include "jwtsrv.h"
 
 #define REVOKE_MARKER	"denylist:since"
@@ -170,19 +172,19 @@ void
 revoke_metrics(struct http_thread *t, struct evbuffer *out)
 {
 	const struct rconn_stats *st;
+	char labels[32];
 
 	if (t->data == NULL)
 		return;
 	st = rconn_stats(t->data);
-	evbuffer_add_printf(out,
-	    "# HELP jwt_denylist_up Whether this thread's Redis deny-list connection is up.\n"
-	    "# TYPE jwt_denylist_up gauge\njwt_denylist_up{thread=\"%d\"} %d\n"
-	    "# HELP jwt_denylist_failed_total Deny-list commands that got no answer.\n"
-	    "# TYPE jwt_denylist_failed_total counter\n"
-	    "jwt_denylist_failed_total{thread=\"%d\"} %llu\n"
-	    "# HELP jwt_denylist_refused_total Deny-list commands refused while Redis was down.\n"
-	    "# TYPE jwt_denylist_refused_total counter\n"
-	    "jwt_denylist_refused_total{thread=\"%d\"} %llu\n",
-	    t->index, rconn_is_up(t->data), t->index, (unsigned long long)st->failed, t->index,
-	    (unsigned long long)st->refused);
+	snprintf(labels, sizeof(labels), "thread=\"%d\"", t->index);
+	prom_family(out, "jwt_denylist_up", "gauge",
+	    "Whether this thread's Redis deny-list connection is up.");
+	prom_sample(out, "jwt_denylist_up", labels, (unsigned long long)rconn_is_up(t->data));
+	prom_family(out, "jwt_denylist_failed_total", "counter",
+	    "Deny-list commands that got no answer.");
+	prom_sample(out, "jwt_denylist_failed_total", labels, st->failed);
+	prom_family(out, "jwt_denylist_refused_total", "counter",
+	    "Deny-list commands refused while Redis was down.");
+	prom_sample(out, "jwt_denylist_refused_total", labels, st->refused);
 }

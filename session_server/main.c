@@ -240,9 +240,9 @@ sess_logout(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-	{ "/login", EVHTTP_REQ_POST, sess_login, 1 },
-	{ "/profile", EVHTTP_REQ_GET, sess_profile, 1 },
-	{ "/logout", EVHTTP_REQ_POST, sess_logout, 1 },
+	{ "/login", HTTP_POST, sess_login, 1 },
+	{ "/profile", HTTP_GET, sess_profile, 1 },
+	{ "/logout", HTTP_POST, sess_logout, 1 },
 	{ NULL, 0, NULL, 0 }
 };
 
