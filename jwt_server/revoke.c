@@ -1,10 +1,12 @@
 /*
  * The deny-list of revoked tokens in Redis: "deny:<jti>" exists until the token would have
- * expired anyway, so the list never outgrows the tokens still alive. One connection per
+ * expired anyway, so the list never outgrows the tokens still alive. One EXISTS also asks about
+ * the token's user generation and refresh family (see jwtsrv.h for the keys). One connection per
  * event-loop thread (common/rconn.c gives timeouts and reconnection). Every answer that is not
  * a clear "no" (timeout, disconnect, error reply) is REVOKE_UNAVAILABLE: a verifier that cannot
  * ask must not say "valid".
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -74,13 +76,24 @@ revoke_op_new(revoke_cb cb, void *arg)
 }
 
 int
-revoke_check(struct http_thread *t, const char *jti, revoke_cb cb, void *arg)
+revoke_check(struct http_thread *t, const struct revoke_ids *ids, revoke_cb cb, void *arg)
 {
+	char jti[160], gen[320], fam[64];
+	const char *argv[4] = { "EXISTS", jti, gen, fam };
+	size_t argvlen[4] = { 6 };
 	struct revoke_op *op;
+	int argc = 3;
 
+	argvlen[1] = (size_t)snprintf(jti, sizeof(jti), "deny:%s", ids->ri_jti);
+	argvlen[2] = (size_t)snprintf(gen, sizeof(gen), "gdeny:%s:%lld", ids->ri_sub, ids->ri_gen);
+	if (ids->ri_fam != NULL)
+		argvlen[argc++] = (size_t)snprintf(fam, sizeof(fam), "fdeny:%s", ids->ri_fam);
+	if (argvlen[1] >= sizeof(jti) || argvlen[2] >= sizeof(gen) ||
+	    (argc == 4 && argvlen[3] >= sizeof(fam)))
+		return -1;
 	if (t->data == NULL || (op = revoke_op_new(cb, arg)) == NULL)
 		return -1;
-	if (rconn_command(t->data, revoke_check_done, op, "EXISTS deny:%s", jti) == -1) {
+	if (rconn_command_argv(t->data, revoke_check_done, op, argc, argv, argvlen) == -1) {
 		free(op);
 		return -1;
 	}
