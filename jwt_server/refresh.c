@@ -40,6 +40,7 @@
 #define REFRESH_HASH_LEN	43	/* base64url of a SHA-256 */
 #define REFRESH_FAM_BYTES	16
 #define REFRESH_COOKIE_PATH	"/refresh"
+#define REFRESH_MAX_PRESENTED	1024	/* longer is not even read as a wrong token */
 
 /*
  * The login: reads the user's generation and starts the family with its first token.
@@ -338,7 +339,7 @@ refresh_rotated(struct rconn *rc, redisReply *reply, void *arg)
 }
 
 /*
- * Copies the presented refresh token into out (REFRESH_LEN + 2 bytes): the body's
+ * Copies the presented refresh token into out (outlen bytes): the body's
  * "refresh_token" when it has one, else the cookie; never the URL, which ends up in logs and
  * browser history. Returns its length, 0 when there is none, or -1 after replying 400 itself.
  */
@@ -377,7 +378,7 @@ refresh_presented(struct http_req *r, char *out, size_t outlen)
 void
 refresh_route(struct http_req *r)
 {
-	char presented[REFRESH_LEN + 2], old[REFRESH_HASH_LEN + 1], new[REFRESH_HASH_LEN + 1];
+	char presented[REFRESH_MAX_PRESENTED], old[REFRESH_HASH_LEN + 1], new[REFRESH_HASH_LEN + 1];
 	struct refresh_op *op;
 	int n;
 

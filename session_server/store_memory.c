@@ -221,6 +221,28 @@ mem_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, voi
 	cb(res, NULL, arg);
 }
 
+/* Walks the whole table: a per-user index would cost every login to save this rare call. */
+static void
+mem_remove_user(struct store_conn *sc, const char *user, store_count_cb cb, void *arg)
+{
+	struct mem_store *ms = (struct mem_store *)sc->sc_store;
+	uint64_t start = store_clock();
+	struct mem_entry *e, *next;
+	long n = 0;
+
+	pthread_mutex_lock(&ms->ms_mu);
+	for (e = TAILQ_FIRST(&ms->ms_age); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, me_age);
+		if (strcmp(e->me_sess.s_user, user) == 0) {
+			mem_remove_entry(ms, e);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&ms->ms_mu);
+	store_observe(STORE_OP_DELETE_USER, STORE_OK, start);
+	cb(STORE_OK, n, arg);
+}
+
 static struct store_conn *
 mem_conn_new(struct store *st, struct event_base *base, int idx)
 {
@@ -289,11 +311,13 @@ mem_free(struct store *st)
 
 static const struct store_ops mem_ops = {
 	.name = "memory",
+	.shared = 0,
 	.conn_new = mem_conn_new,
 	.conn_free = mem_conn_free,
 	.create = mem_create,
 	.lookup = mem_lookup,
 	.remove = mem_remove,
+	.remove_user = mem_remove_user,
 	.up = mem_up,
 	.count = mem_count,
 	.metrics = mem_metrics,
