@@ -494,3 +494,66 @@ def test_refresh_ttl_needs_revocation(users_file, secret):
                         users_file, "--secret-file", secret, "--refresh-ttl", "60"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "--revocation" in r.stderr, r
+
+
+# ---- the load generator's refresh flow, the cluster variant ----
+
+def metric(port, route, status):
+    text = harness.request(port, "GET", "/metrics").body.decode()
+    m = re.search(r'http_requests_total\{route="%s",status="%s"\} (\d+)' % (re.escape(route), status), text)
+    return int(m.group(1)) if m else 0
+
+
+def test_loadgen_refresh_flow(procs, users_file, secret, redis, tmp_path):
+    """Virtual users refresh at 3/4 of the access token's life (ttl 2 s: every 1.5 s; a leeway of
+    1 s covers the up to 1 s that iat's resolution takes off the token's life) and keep
+    working on the new pair, never on a spent or revoked one."""
+    ports = jwt_cluster(procs, users_file, secret, redis, n=2, extra=["--ttl", "2", "--leeway", "1"])
+    creds = tmp_path / "creds.txt"
+    creds.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
+    out = tmp_path / "report.json"
+    p = subprocess.run([binary("loadgen"), "--url", f"http://127.0.0.1:{ports[0]}", "--flow", "refresh",
+                        "--credentials", str(creds), "--users", "3", "--concurrency", "6",
+                        "--duration", "4", "--rate", "150", "--json", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(out.read_text())
+    assert report["auth_failures"] == 0 and report["status"].get("401", 0) == 0, report
+    assert report["config"]["flow"] == "refresh" and report["logins"]["ok"] == 3, report
+    # Each of 3 users refreshed at least twice in 4 s (at 1.5 s and 3 s), and no token expired.
+    refreshes = metric(ports[0], "/refresh", 200)
+    assert 6 <= refreshes <= 12, refreshes
+    assert metric(ports[0], "/refresh", 401) == 0
+    assert metric(ports[0], "/login", 200) == 3
+
+
+def test_cluster_variant_jwt_refresh(tmp_path):
+    script = harness.os.path.join(harness.ROOT, "scripts", "cluster.sh")
+    env = dict(harness.os.environ, AUTH_BIN=harness.BIN)
+    d = str(tmp_path / "c")
+    r = subprocess.run([script, "up", "jwt-refresh", "--dir", d, "--quiet"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    try:
+        assert r.returncode == 0, r.stderr
+        conf = dict(line.strip().split("=", 1) for line in open(d + "/cluster.env")
+                    if "=" in line and not line.startswith("#"))
+        port, ca = int(conf["BALANCER_PORT"].strip("'")), conf["CA"].strip("'")
+        c = harness.Client(port, tls=True, cacert=ca)
+        r = c.request("POST", "/login", {"username": "alice", "password": PASSWORDS["alice"]})
+        assert r.status == 200 and r.json()["expires_in"] == 60, r
+        assert "Secure" in set_cookie(r, "refresh_token")  # HTTPS at the balancer
+        rt = r.json()["refresh_token"]
+        seen = set()
+        for _ in range(3):  # through every server in turn
+            r = c.request("POST", "/refresh", {"refresh_token": rt})
+            assert r.status == 200, r
+            seen.add(r.header("X-Served-By"))
+            rt = r.json()["refresh_token"]
+        assert seen == {"app1", "app2", "app3"}
+        tok = r.json()["access_token"]
+        assert c.request("POST", "/logout/all", headers={"Authorization": "Bearer " + tok}).status == 200
+        for _ in range(3):
+            assert c.request("GET", "/profile", headers={"Authorization": "Bearer " + tok}).status == 401
+        c.close()
+    finally:
+        subprocess.run([script, "down", "--dir", d], capture_output=True, timeout=120, env=env)
