@@ -120,6 +120,7 @@ auth_revoke_ids(json_t *claims, struct revoke_ids *ids)
 	    json_integer_value(gen) < 0)
 		return -1;
 	ids->ri_gen = json_integer_value(gen);
+	ids->ri_iat = (long long)json_number_value(json_object_get(claims, "iat"));
 	if (json_object_get(claims, "fam") != NULL &&
 	    ((ids->ri_fam = auth_claim_string(claims, "fam", JWTSRV_FAM_LEN)) == NULL ||
 	    strlen(ids->ri_fam) != JWTSRV_FAM_LEN))

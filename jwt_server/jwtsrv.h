@@ -82,10 +82,12 @@ struct revoke_ids {
 	const char	*ri_sub;
 	long long	 ri_gen;	/* the user's generation when it was issued */
 	const char	*ri_fam;	/* its refresh family, or NULL */
+	long long	 ri_iat;	/* when it was issued (seconds) */
 };
 
 /*
- * Asks whether the token is denied (by jti, generation or family) / denies jti for seconds. Returns 0 when asked (cb is then called
+ * Asks whether the token is denied: by jti, user generation or family, or issued (iat) before
+ * the list last lost its data / denies jti for seconds. Returns 0 when asked (cb is then called
  * exactly once, later, from t's loop), or -1 when Redis is not reachable right now (no call).
  * arg stays the caller's.
  */

@@ -36,16 +36,19 @@ static const char usage[] =
     "                          (default auth-demo)\n"
     "  --ttl SECONDS           token lifetime (default 900)\n"
     "  --leeway SECONDS        clock skew allowed on exp, nbf and iat (default 30)\n"
-    "  --revocation redis://HOST:PORT[/DB]\n"
+    "  --revocation redis://[USER@]HOST:PORT[/DB]\n"
+    "              |redis-sentinel://HOST:PORT[,HOST:PORT...][/DB]#MASTER\n"
     "                          deny-list for POST /logout and /logout/all, checked on\n"
     "                          every request\n"
     "  --refresh-ttl SECONDS   issue rotating refresh tokens (POST /refresh) that live this\n"
     "                          long unused; needs --revocation\n"
+    "  --redis-password-file FILE\n"
+    "                          Redis password (else $REDISCLI_AUTH; never in the URL)\n"
     "  --redis-timeout MS      Redis connect and command timeout (default 1000)\n";
 
 enum {
 	OPT_SECRET = 1, OPT_KEY, OPT_VERIFY_KEY, OPT_ISSUER, OPT_AUDIENCE, OPT_TTL, OPT_LEEWAY,
-	OPT_REVOCATION, OPT_REDIS_TIMEOUT, OPT_REFRESH_TTL
+	OPT_REVOCATION, OPT_REDIS_TIMEOUT, OPT_REDIS_PASSWORD, OPT_REFRESH_TTL
 };
 
 static const struct option longopts[] = {
@@ -59,6 +62,7 @@ static const struct option longopts[] = {
 	{ "leeway", required_argument, NULL, OPT_LEEWAY },
 	{ "revocation", required_argument, NULL, OPT_REVOCATION },
 	{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
+	{ "redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD },
 	{ "refresh-ttl", required_argument, NULL, OPT_REFRESH_TTL },
 	{ NULL, 0, NULL, 0 }
 };
@@ -292,12 +296,12 @@ jwtsrv_jwks(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-	{ "/login", EVHTTP_REQ_POST, jwtsrv_login, 1 },
-	{ "/profile", EVHTTP_REQ_GET, jwtsrv_profile, 1 },
-	{ "/logout", EVHTTP_REQ_POST, jwtsrv_logout, 1 },
-	{ "/logout/all", EVHTTP_REQ_POST, jwtsrv_logout_all, 1 },
-	{ "/refresh", EVHTTP_REQ_POST, refresh_route, 1 },
-	{ "/.well-known/jwks.json", EVHTTP_REQ_GET, jwtsrv_jwks, 0 },
+	{ "/login", HTTP_POST, jwtsrv_login, 1 },
+	{ "/profile", HTTP_GET, jwtsrv_profile, 1 },
+	{ "/logout", HTTP_POST, jwtsrv_logout, 1 },
+	{ "/logout/all", HTTP_POST, jwtsrv_logout_all, 1 },
+	{ "/refresh", HTTP_POST, refresh_route, 1 },
+	{ "/.well-known/jwks.json", HTTP_GET, jwtsrv_jwks, 0 },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -364,7 +368,7 @@ main(int argc, char *argv[])
 		.metrics = revoke_metrics,
 	};
 	const char *secret = NULL, *key = NULL, *verify[MAX_VERIFY_KEYS], *revocation = NULL;
-	char err[512];
+	const char *redis_password = NULL;
 	int opt, nverify = 0, i, rv;
 
 	http_cli_init("jwt_server", usage);
@@ -403,6 +407,9 @@ main(int argc, char *argv[])
 		case OPT_REVOCATION:
 			revocation = optarg;
 			break;
+		case OPT_REDIS_PASSWORD:
+			redis_password = optarg;
+			break;
 		case OPT_REFRESH_TTL:
 			jwtsrv.js_refresh_ttl = cli_num("--refresh-ttl", optarg, 1, 365L * 86400);
 			break;
@@ -422,8 +429,7 @@ main(int argc, char *argv[])
 	if (*jwtsrv.js_issuer == '\0' || *jwtsrv.js_audience == '\0')
 		cli_bad("--issuer and --audience cannot be empty");
 	if (revocation != NULL) {
-		if (rconn_parse_url(revocation, &jwtsrv.js_redis, err, sizeof(err)) == -1)
-			cli_bad("--revocation: %s", err);
+		rconn_config_cli(&jwtsrv.js_redis, "--revocation", revocation, redis_password);
 		jwtsrv.js_revocation = 1;
 	}
 	if (jwtsrv.js_refresh_ttl > 0 && !jwtsrv.js_revocation)

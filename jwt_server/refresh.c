@@ -387,7 +387,7 @@ refresh_route(struct http_req *r)
 		    "Refresh tokens are off on this server (--refresh-ttl).");
 		return;
 	}
-	if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req)) != NULL) {
+	if (memchr(r->target, '?', r->targetlen) != NULL) {
 		http_reply_error(r, 400, "bad_request", "A refresh token is never taken from the "
 		    "URL: send it in the JSON body or the refresh_token cookie.");
 		return;
