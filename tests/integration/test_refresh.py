@@ -72,7 +72,17 @@ def jwt_cluster(procs, users, secret, redis, n=3, refresh_ttl="60", extra=()):
             args += ["--refresh-ttl", refresh_ttl]
         procs.append(Proc(args, port=port, name=f"app{i + 1}"))
         ports.append(port)
+    for port in ports:
+        wait_ready(port)
     return ports
+
+
+def wait_ready(port, timeout=10.0):
+    """Until /healthz says 200: logins need Redis, which each thread connects to after start."""
+    deadline = time.monotonic() + timeout
+    while harness.request(port, "GET", "/healthz").status != 200:
+        assert time.monotonic() < deadline, f"{port} never became healthy"
+        time.sleep(0.05)
 
 
 def login(port, user="alice", headers=None):
@@ -304,6 +314,8 @@ def session_cluster(procs, users, store, n=3):
                            "--id", f"app{i + 1}", "--users", users, "--store", store],
                           port=port, name=f"app{i + 1}"))
         ports.append(port)
+    for port in ports:
+        wait_ready(port)
     return ports
 
 
