@@ -17,7 +17,11 @@ import harness
 from test_cluster import sanitizer_reports
 
 SCRIPT = os.path.join(harness.ROOT, "scripts", "demo.sh")
-TIMEOUT = 300 if harness.SANITIZED else 120
+TIMEOUT = 600 if harness.SANITIZED else 400
+# The demo's promise (about two minutes, a few seconds on an idle machine) is checked only when
+# the machine is not busy with other work.
+def idle():
+    return os.getloadavg()[0] < 2 * (os.cpu_count() or 1)
 # One request line: `  curl ... $URL/path   -> app2 401 invalid_session`, or the command alone
 # (lines ending in " \" continue it) followed by one or more `    -> app2 401 ...` result lines.
 REQ = re.compile(r"^  (curl .*?) +-> (\S+) +(\d{3}) ?(.*)$")
@@ -216,7 +220,7 @@ def test_whole_demo(tmp_path, balancer):
     assert r.stdout.count("[Enter: ") == (parts + 5 if "--step" in args else 0)
     if balancer == "nginx":
         assert "nginx has no sticky cookie" in r.stdout
-    if not harness.SANITIZED:
+    if not harness.SANITIZED and idle():
         assert r.elapsed < 120, f"the demo took {r.elapsed:.0f} s"
     assert leftovers(tmp_path) == []
     assert not sanitizer_reports(tmp_path)
@@ -365,13 +369,14 @@ def test_serve_keeps_clusters_until_stopped(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     serve = tmp_path / "serve.env"
     deadline = time.monotonic() + 90
-    while not (serve.exists() and "MEMORY" in serve.read_text() and "JWT" in serve.read_text()) \
+    while not (serve.exists() and "MEMORY" in serve.read_text() and "REVOKE" in serve.read_text()) \
             and time.monotonic() < deadline:
         assert p.poll() is None, p.communicate()
         time.sleep(0.1)
     time.sleep(0.5)
     dirs = dict(line.split("=", 1) for line in serve.read_text().split())
-    assert set(dirs) == {"SESSION_MEMORY_DIR", "SESSION_STICKY_DIR", "SESSION_REDIS_DIR", "JWT_HS256_DIR"}
+    assert set(dirs) == {"SESSION_MEMORY_DIR", "SESSION_STICKY_DIR", "SESSION_REDIS_DIR", "JWT_HS256_DIR",
+                         "JWT_HS256_REVOKE_DIR"}
     for d in dirs.values():
         env = dict(l.split("=", 1) for l in open(os.path.join(d, "cluster.env")) if "=" in l and l[0] != "#")
         r = harness.request(int(env["BALANCER_PORT"].strip()), "GET", "/healthz", tls=True,
