@@ -27,8 +27,8 @@ usage: scripts/cluster.sh up VARIANT [--instances N] [--balancer ours|haproxy|ng
        scripts/cluster.sh down [--dir RUNDIR]
        scripts/cluster.sh status [--dir RUNDIR]
        scripts/cluster.sh logs [--dir RUNDIR] [NAME]
-       scripts/cluster.sh stop-server NAME [--dir RUNDIR]
-       scripts/cluster.sh start-server NAME [--dir RUNDIR]
+       scripts/cluster.sh stop-server NAME --dir RUNDIR
+       scripts/cluster.sh start-server NAME --dir RUNDIR
 
 Variants: $VARIANTS
   session-memory    session_server --store memory (sessions break on every hop)
@@ -42,7 +42,8 @@ up starts N instances (default 3) named app1..appN on free loopback ports, the b
 --port (default: a free port) over HTTPS, and redis-server when the variant needs it. The run
 directory (default ./run/VARIANT) gets tls/ca.pem, users.json, credentials.txt (username:password
 lines for loadgen), keys/, logs/, pids/ and cluster.env (BALANCER_URL, CA, ports, pids, ...).
-Without --dir, down, status and logs act on every cluster under ./run.
+Without --dir, down, status and logs act on every cluster under ./run; stop-server and
+start-server need it. NAME is app1..appN, balancer or redis (logs also knows authctl, mkcert, ...).
 Programs come from \$AUTH_BIN (default: <repo>/bin).
 EOF
 }
@@ -109,8 +110,9 @@ cluster_dirs() {
 		echo "$DIR"
 		return
 	fi
+	# cmds/ is made by up and by nothing else (web.sh's run directory has pids/ and logs/ too).
 	for d in "$PWD"/run/*/; do
-		[ -e "$d/cluster.env" ] || [ -d "$d/pids" ] && echo "${d%/}"
+		[ -d "$d/cmds" ] && echo "${d%/}"
 	done
 	return 0
 }
@@ -399,10 +401,10 @@ cmd_up() {
 	INSTANCES=3 BALANCER=ours PORT='' DIR=''
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--instances) INSTANCES=${2:-}; shift 2 ;;
-		--balancer) BALANCER=${2:-}; shift 2 ;;
-		--dir) DIR=${2:-}; shift 2 ;;
-		--port) PORT=${2:-}; shift 2 ;;
+		--instances) lib_optarg INSTANCES "$@"; shift 2 ;;
+		--balancer) lib_optarg BALANCER "$@"; shift 2 ;;
+		--dir) lib_optarg DIR "$@"; shift 2 ;;
+		--port) lib_optarg PORT "$@"; shift 2 ;;
 		--quiet) quiet=1; shift ;;
 		*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
 		esac
@@ -412,7 +414,7 @@ cmd_up() {
 		{ echo "cluster.sh: --instances needs a number from 1 to 16" >&2; exit 2; }
 	case $BALANCER in ours | haproxy | nginx) ;; *)
 		echo "cluster.sh: --balancer is ours, haproxy or nginx" >&2; exit 2 ;; esac
-	case $PORT in '' ) ;; *[!0-9]*) echo "cluster.sh: --port needs a port number" >&2; exit 2 ;; esac
+	[ -z "$PORT" ] || lib_check_port --port "$PORT"
 	STICKY=0
 	[ "$VARIANT" = session-sticky ] && STICKY=1
 
@@ -485,8 +487,7 @@ parse_dir_opts() {
 	DIR='' ARG=''
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--dir) DIR=${2:-}; [ -n "$DIR" ] || { echo "cluster.sh: --dir needs a directory" >&2; exit 2; }
-			shift 2 ;;
+		--dir) lib_optarg DIR "$@"; shift 2 ;;
 		-*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
 		*) [ -z "$ARG" ] || { echo "cluster.sh: unexpected argument '$1'" >&2; exit 2; }
 			ARG=$1; shift ;;
@@ -541,16 +542,20 @@ cmd_status() {
 }
 
 cmd_logs() {
-	local d f
+	local d f names='' found=0
 	parse_dir_opts "$@"
 	for d in $(cluster_dirs); do
 		for f in "$d"/logs/*.log; do
 			[ -r "$f" ] || continue
+			names="$names $(basename "$f" .log)"
 			[ -z "$ARG" ] || [ "$(basename "$f" .log)" = "$ARG" ] || continue
 			echo "==> $f <=="
 			tail -n "${CLUSTER_LOG_LINES:-20}" "$f"
+			found=1
 		done
 	done
+	[ -z "$ARG" ] || [ "$found" = 1 ] ||
+		lib_usage_error "no log named '$ARG' (there are:${names:- none})"
 }
 
 # Stops (SIGTERM) or starts again one instance, e.g. for the sticky-session lesson or the web page.

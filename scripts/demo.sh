@@ -45,9 +45,9 @@ while [ $# -gt 0 ]; do
 	--step) STEP=1; shift ;;
 	--step-requests) STEP=2; shift ;;
 	--show-http) SHOW_HTTP=1; shift ;;
-	--lesson) ONLY=${2:-}; shift 2 || true ;;
-	--instances) INSTANCES=${2:-}; shift 2 || true ;;
-	--balancer) BALANCER=${2:-}; shift 2 || true ;;
+	--lesson) lib_optarg ONLY "$@"; shift 2 ;;
+	--instances) lib_optarg INSTANCES "$@"; shift 2 ;;
+	--balancer) lib_optarg BALANCER "$@"; shift 2 ;;
 	--serve) SERVE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
