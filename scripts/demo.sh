@@ -666,7 +666,6 @@ lesson_tamper() {
 	demo_req GET /profile --bearer TOKEN
 	expect "bob's own token" "$REQ_STATUS" 200
 	expect "bob's role in the genuine token" "$(claim "$TOKEN" role)" user
-	HS_TOKEN=$TOKEN
 	IFS=. read -r T_H T_P T_S <<<"$TOKEN"
 	FORGED=$T_H.$(decode_part "$TOKEN" payload | sed 's/"role": "user"/"role": "admin"/' | b64url).$T_S
 	part "forgery 1: role admin, bob's signature kept"
@@ -702,7 +701,8 @@ lesson_who_signs() {
 	para "With HS256 the key that checks a signature is the key that makes one: every server (and" \
 		"whoever reads its key file) can mint a token for any user."
 	if "$AUTH_BIN/authctl" token sign --help >/dev/null 2>&1; then
-		say "\$ MINTED=\$(authctl token sign --key \$RUNDIR/${JWT_KEY#"$RUNDIR"/} --sub alice --role admin)"
+		say "\$ MINTED=\$(authctl token sign --key \$RUNDIR/${JWT_KEY#"$RUNDIR"/} \\" \
+			"      --sub alice --role admin)"
 		MINTED=$("$AUTH_BIN/authctl" token sign --key "$JWT_KEY" --sub alice --role admin 2>"$TMP/sign.err") ||
 			demo_fail "authctl token sign failed:" "$(cat "$TMP/sign.err")"
 		show_decoded MINTED
@@ -718,8 +718,10 @@ lesson_who_signs() {
 	para "With ES256 the servers sign with a private key and verify with the public key. A server" \
 		"given only the public key (jwt_server --verify-key) checks tokens but cannot make one."
 	demo_cluster "$V_ES256"
-	pub=$RUNDIR/keys/es256.pub.pem
-	openssl pkey -in "$JWT_KEY" -pubout -out "$pub" 2>/dev/null || demo_fail "cannot derive the public key"
+	# authctl keygen wrote the public key beside the private one.
+	pub=$JWT_KEY.pub
+	[ -r "$pub" ] || openssl pkey -in "$JWT_KEY" -pubout -out "$pub" 2>/dev/null ||
+		demo_fail "cannot derive the public key of $JWT_KEY"
 	port=$(lib_free_ports 1)
 	"$AUTH_BIN/jwt_server" --listen "127.0.0.1:$port" --id verifier --users "$RUNDIR/users.json" \
 		--verify-key "$pub" --quiet >"$RUNDIR/logs/verifier.log" 2>&1 </dev/null &
@@ -738,9 +740,12 @@ lesson_who_signs() {
 	expect "login at the verify-only server" "$REQ_STATUS $REQ_ERROR" "503 cannot_issue"
 	demo_req GET /profile --bearer TOKEN
 	expect "the cluster's ES256 token at the verify-only server" "$REQ_STATUS" 200
-	ALIEN=$HS_TOKEN
-	para "ALIEN: bob's HS256 token from the first cluster, signed with a key this server does not" \
-		"hold:"
+	para "ALIEN: alice, admin, signed with an ES256 key the attacker made (not the cluster's):"
+	say "\$ authctl keygen es256 --out mine.pem"
+	say "\$ ALIEN=\$(authctl token sign --key mine.pem --sub alice --role admin)"
+	ALIEN=$("$AUTH_BIN/authctl" keygen es256 --out "$TMP/mine.pem" >/dev/null 2>&1 &&
+		"$AUTH_BIN/authctl" token sign --key "$TMP/mine.pem" --sub alice --role admin 2>&1) ||
+		demo_fail "could not sign a token with a new key:" "$ALIEN"
 	demo_req GET /profile --bearer ALIEN
 	expect "a token signed with another key at the verify-only server" "$REQ_STATUS" 401
 	URL=$url
