@@ -82,7 +82,7 @@ SERVER_COLOURS=("$C_CYAN" "$C_MAGENTA" "$C_YELLOW" "$C_BLUE" "$C_GREEN" "$C_CYAN
 LESSON=0 LESSON_TITLE='' CHECKS=0 SUMMARY=() UP=()
 declare -A PRESTART=()
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/demo.XXXXXX")
-WEB_PID='' SLEEP_PID='' VERIFY_PID='' LAST_ALONE='' REQ_SAME=0
+WEB_PID='' SLEEP_PID='' VERIFY_PID='' LAST_ALONE='' REQ_SAME=0 ENV_TEXT=''
 # What the pasted curl lines refer to; written to $ENVFILE before every request.
 URL='' CA='' RUNDIR='' KEY='' REDISCLI_AUTH='' SID='' TOKEN='' FORGED='' NOSIG='' MINTED='' ALIEN='' JAR=''
 PASTE_VARS="URL CA RUNDIR SID TOKEN FORGED NOSIG MINTED ALIEN JAR REDIS_URL KEY REDISCLI_AUTH"
@@ -292,18 +292,20 @@ redis_cli() {
 # ---- requests -------------------------------------------------------------------------------
 
 env_write() {
-	local v
-	mkdir -p "$DEMO_DIR"
-	# 0600: it may hold the Redis password.
-	(umask 077 && : >"$ENVFILE.tmp")
-	{
-		echo "# Written by scripts/demo.sh before each request: '. $ENVFILE' in another"
-		echo "# terminal, then paste the curl line just shown."
-		for v in $PASTE_VARS; do
-			[ -z "${!v}" ] || printf '%s=%q\n' "$v" "${!v}"
-		done
-	} >"$ENVFILE.tmp"
-	mv "$ENVFILE.tmp" "$ENVFILE"
+	local v text
+	printf -v text '%s\n' "# Written by scripts/demo.sh before each request: '. $ENVFILE' in another" \
+		"# terminal, then paste the curl line just shown."
+	for v in $PASTE_VARS; do
+		[ -z "${!v}" ] || printf -v text '%s%s=%q\n' "$text" "$v" "${!v}"
+	done
+	[ "$text" != "$ENV_TEXT" ] || return 0
+	if [ -z "$ENV_TEXT" ]; then
+		mkdir -p "$DEMO_DIR"
+		# 0600: it may hold the Redis password.
+		(umask 077 && : >"$ENVFILE")
+	fi
+	printf '%s' "$text" >"$ENVFILE"
+	ENV_TEXT=$text
 }
 
 # show_request PLAIN COLOURED: the curl line of the words in CMD_WORDS with the result (PLAIN,
@@ -342,7 +344,7 @@ show_request() {
 # ids as shell variables from $ENVFILE, so the line stays short and can be pasted), then prints
 # who answered and how. Sets REQ_STATUS, REQ_SERVER, REQ_BODY, REQ_ERROR.
 demo_req() {
-	local method=$1 path=$2 shown pw extra plain capture
+	local method=$1 path=$2 shown pw extra plain capture role
 	shift 2
 	CMD_WORDS=(curl --cacert '$CA')
 	# A login's body already makes it a POST.
@@ -359,18 +361,21 @@ demo_req() {
 	CMD_WORDS+=("\$URL$path")
 	shown="${CMD_WORDS[*]}"
 	env_write
-	rm -f "$TMP/headers" "$TMP/body" "$TMP/trace"
+	: >"$TMP/headers"
+	rm -f "$TMP/body" "$TMP/trace"
 	capture="-s --max-time 10 -D '$TMP/headers' -o '$TMP/body' -w '%{http_code}'"
 	[ "$SHOW_HTTP" = 0 ] || capture+=" --trace-ascii '$TMP/trace'"
 	# Exactly the printed line runs, with the variables a pasting user would have.
 	REQ_STATUS=$(bash -c '. "$1" && eval "$2"' demo_req "$ENVFILE" "$shown $capture") || REQ_STATUS=000
-	REQ_SERVER=$(header X-Served-By)
-	REQ_BODY=$(cat "$TMP/body" 2>/dev/null || true)
-	REQ_ERROR=$(json_field error)
+	header_get REQ_SERVER X-Served-By
+	REQ_BODY=''
+	[ ! -r "$TMP/body" ] || IFS= read -r -d '' REQ_BODY <"$TMP/body" || true
+	json_get REQ_ERROR error
 	if [ "${REQ_STATUS:0:1}" = 2 ]; then
-		extra=$(json_field username)
+		json_get extra username
 		[ -z "$extra" ] || extra="user=$extra"
-		[ -z "$(json_field role)" ] || extra+=" role=$(json_field role)"
+		json_get role role
+		[ -z "$role" ] || extra+=" role=$role"
 	else
 		extra=$REQ_ERROR
 	fi
@@ -395,13 +400,33 @@ show_http() {
 	done
 }
 
+# header NAME: the last value of header NAME in the last response (no subprocess: this runs for
+# every request).
 header() {
-	tr -d '\r' <"$TMP/headers" 2>/dev/null | sed -n "s/^$1: *//Ip" | tail -n 1
+	header_get HEADER_VALUE "$1"
+	printf '%s' "$HEADER_VALUE"
+}
+
+# header_get VAR NAME: the same into variable VAR, without a subshell.
+header_get() {
+	local line name
+	printf -v "$1" '%s' ''
+	while IFS= read -r line; do
+		line=${line%$'\r'} name=${line%%:*}
+		[ "${name,,}" != "${2,,}" ] || { line=${line#*:}; printf -v "$1" '%s' "${line# }"; }
+	done <"$TMP/headers"
 }
 
 # The value the last response set for cookie NAME.
 set_cookie() {
-	tr -d '\r' <"$TMP/headers" 2>/dev/null | sed -n "s/^set-cookie: *$1=\([^;]*\).*/\1/Ip" | head -n 1
+	local line
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		if [[ ${line,,} == set-cookie:* ]] && [[ $line =~ ^[^:]*:\ *$1=([^;]*) ]]; then
+			printf '%s' "${BASH_REMATCH[1]}"
+			return
+		fi
+	done <"$TMP/headers"
 }
 
 # demo_login USER [--jar]: logs USER in through the balancer; the login must succeed.
@@ -418,7 +443,16 @@ expect_logout() {
 
 # The first string value of FIELD in the last response body (flat JSON objects suffice here).
 json_field() {
-	printf '%s' "$REQ_BODY" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1
+	json_get JSON_VALUE "$1"
+	printf '%s' "$JSON_VALUE"
+}
+
+# json_get VAR FIELD: the same into variable VAR, without a subshell.
+json_get() {
+	local re="\"$2\"[[:space:]]*:[[:space:]]*\"([^\"]*)\""
+	printf -v "$1" '%s' ''
+	[[ $REQ_BODY =~ $re ]] && printf -v "$1" '%s' "${BASH_REMATCH[1]}"
+	return 0
 }
 
 # Sends COUNT GET /profile requests with the given credential options; records who answered
