@@ -20,7 +20,7 @@ usage: scripts/demo.sh [--step | --step-requests] [--show-http] [--lesson K]
   --step-requests  wait for Enter after every request too
   --show-http      show the headers that matter under each request (Cookie,
                    Authorization, Set-Cookie, WWW-Authenticate, X-Served-By)
-  --lesson K       run lesson K only (1-6)
+  --lesson K       run lesson K only (1-7)
   --instances N    servers per cluster (2-8, default 3)
   --balancer B     our balancer (default), HAProxy or nginx in front of the
                    same servers
@@ -28,7 +28,8 @@ usage: scripts/demo.sh [--step | --step-requests] [--show-http] [--lesson K]
                    for Ctrl-C
 
 Lessons: 1 memory sessions, 2 Redis sessions, 3 JWT, 4 tampering and who can
-sign, 5 sticky sessions and a server stop, 6 logout.
+sign, 5 sticky sessions and a server stop, 6 logout, 7 refresh tokens and
+logging out everywhere (when scripts/cluster.sh has the jwt-refresh variant).
 
 Every curl line works in another terminal after `. $DEMO_DIR/env` (URL, CA,
 SID, TOKEN, ... of the request just shown). The clusters' certificates come from
@@ -53,7 +54,10 @@ while [ $# -gt 0 ]; do
 	*) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
-case $ONLY in '' | [1-6]) ;; *) echo "demo.sh: --lesson takes a number from 1 to 6" >&2; exit 2 ;; esac
+# Lesson 7 needs refresh tokens (the jwt-refresh cluster variant).
+LAST=6
+"$LIB_ROOT/scripts/cluster.sh" --help 2>/dev/null | grep -q 'jwt-refresh' && LAST=7
+case $ONLY in '' | [1-$LAST]) ;; *) echo "demo.sh: --lesson takes a number from 1 to $LAST" >&2; exit 2 ;; esac
 case $INSTANCES in [2-8]) ;; *) echo "demo.sh: --instances takes a number from 2 to 8 (the story needs two servers)" >&2; exit 2 ;; esac
 case $BALANCER in ours | haproxy | nginx) ;; *) echo "demo.sh: --balancer is ours, haproxy or nginx" >&2; exit 2 ;; esac
 
@@ -70,6 +74,7 @@ V_JWT=${DEMO_VARIANT_JWT:-jwt-hs256}
 V_ES256=${DEMO_VARIANT_ES256:-jwt-es256}
 V_STICKY=${DEMO_VARIANT_STICKY:-session-sticky}
 V_REVOKE=${DEMO_VARIANT_REVOKE:-jwt-hs256-revoke}
+V_REFRESH=${DEMO_VARIANT_REFRESH:-jwt-refresh}
 
 # The width everything is fitted to: COLUMNS, the terminal's, or 80.
 WIDTH=${COLUMNS:-}
@@ -85,7 +90,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/demo.XXXXXX")
 WEB_PID='' SLEEP_PID='' VERIFY_PID='' LAST_ALONE='' REQ_SAME=0 ENV_TEXT=''
 # What the pasted curl lines refer to; written to $ENVFILE before every request.
 URL='' CA='' RUNDIR='' KEY='' REDISCLI_AUTH='' SID='' TOKEN='' FORGED='' NOSIG='' MINTED='' ALIEN='' JAR=''
-PASTE_VARS="URL CA RUNDIR SID TOKEN FORGED NOSIG MINTED ALIEN JAR REDIS_URL KEY REDISCLI_AUTH"
+RT='' OLD_RT='' PHONE='' PHONE_SID=''
+PASTE_VARS="URL CA RUNDIR SID TOKEN FORGED NOSIG MINTED ALIEN JAR RT OLD_RT PHONE PHONE_SID REDIS_URL KEY
+REDISCLI_AUTH"
 
 demo_cleanup() {
 	local d v
@@ -339,7 +346,7 @@ show_request() {
 	printf '    %s\n' "$coloured"
 }
 
-# demo_req METHOD PATH [--login USER] [--sid VAR] [--bearer VAR] [--jar]
+# demo_req METHOD PATH [--login USER] [--sid VAR] [--bearer VAR] [--jar] [--refresh VAR]
 # Sends one request through the balancer by running the curl line it prints (tokens and session
 # ids as shell variables from $ENVFILE, so the line stays short and can be pasted), then prints
 # who answered and how. Sets REQ_STATUS, REQ_SERVER, REQ_BODY, REQ_ERROR.
@@ -347,8 +354,8 @@ demo_req() {
 	local method=$1 path=$2 shown pw extra plain capture role
 	shift 2
 	CMD_WORDS=(curl --cacert '$CA')
-	# A login's body already makes it a POST.
-	[ "$method" = GET ] || [ "${1:-}" = --login ] || CMD_WORDS+=(-X "$method")
+	# A body (-d) already makes it a POST.
+	[ "$method" = GET ] || [[ " $* " == *" --login "* || " $* " == *" --refresh "* ]] || CMD_WORDS+=(-X "$method")
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--login) pw=$(demo_password "$2")
@@ -356,6 +363,7 @@ demo_req() {
 		--sid) CMD_WORDS+=(-b "sid=\$$2"); shift 2 ;;
 		--bearer) CMD_WORDS+=(-H "\"Authorization: Bearer \$$2\""); shift 2 ;;
 		--jar) CMD_WORDS+=(-b '$JAR' -c '$JAR'); shift ;;
+		--refresh) CMD_WORDS+=(-d "refresh_token=\$$2"); shift 2 ;;
 		esac
 	done
 	CMD_WORDS+=("\$URL$path")
@@ -942,6 +950,97 @@ lesson_logout() {
 	SUMMARY+=("   with deny-list: the revoked token got 401 everywhere (Redis per request)")
 }
 
+# accepted_nowhere VAR WHAT CODE: the access token in VAR on every server: each answers 401 CODE.
+accepted_nowhere() {
+	demo_profiles "$INSTANCES" --bearer "$1"
+	expect "$2: requests answered 401 $3" "$(count_error "$3")" "$INSTANCES"
+	expect "$2: servers that refused it" "$(distinct_servers)" "$INSTANCES"
+}
+
+lesson_refresh() {
+	local n=$INSTANCES ttl
+	demo_title 7 "refresh tokens, and logging out everywhere"
+	para "How real systems log a JWT out: access tokens that live a minute, and a refresh token" \
+		"that buys a new pair and changes at every use. A spent refresh token that comes back" \
+		"reveals a theft: the whole login (the family) is revoked."
+	part "rotation, and a thief who replays"
+	demo_cluster "$V_REFRESH"
+	demo_login alice
+	TOKEN=$(json_field access_token) RT=$(json_field refresh_token)
+	ttl=$(claim "$TOKEN" exp)
+	ttl=$((ttl - $(claim "$TOKEN" iat)))
+	expect_that "the login answers an access token and a refresh token" test -n "$TOKEN" -a -n "$RT"
+	show_var RT "alice's refresh token: 256 random bits; Redis keeps only its SHA-256"
+	para "(the access token TOKEN lives $ttl s)"
+	demo_profiles "$n" --bearer TOKEN
+	expect "the access token: requests answered 200" "$(count_status 200)" "$n"
+	expect "servers that accepted it" "$(distinct_servers)" "$INSTANCES"
+	OLD_RT=$RT
+	para "The thief copies the refresh token (OLD_RT). Alice refreshes: a new pair, the old one" \
+		"is spent."
+	demo_req POST /refresh --refresh RT
+	expect "alice's refresh" "$REQ_STATUS" 200
+	TOKEN=$(json_field access_token) RT=$(json_field refresh_token)
+	expect_that "the refresh answered a new refresh token" test -n "$RT" -a "$RT" != "$OLD_RT"
+	para "The thief replays the copy:"
+	demo_req POST /refresh --refresh OLD_RT
+	expect "the spent refresh token, replayed" "$REQ_STATUS $REQ_ERROR" "401 refresh_reused"
+	para "Nobody can tell the thief from alice, so the whole family died. Alice's next refresh:"
+	demo_req POST /refresh --refresh RT
+	expect "alice's newest refresh token after the reuse" "$REQ_STATUS $REQ_ERROR" "401 refresh_revoked"
+	para "And the family's access token, on every server:"
+	accepted_nowhere TOKEN "the family's access token" token_revoked
+	conclude "one replay of a spent refresh token killed the login everywhere." \
+		"The thief's copy bought nothing; alice logs in again."
+	SUMMARY+=("7 refresh tokens:  a replayed refresh token revoked its login everywhere")
+
+	part "log out everywhere: Redis sessions"
+	para "Two devices of one user (a laptop and a phone), one call to POST /logout/all."
+	demo_cluster "$V_REDIS"
+	say "laptop:"
+	demo_login alice
+	SID=$(set_cookie sid)
+	say "phone:"
+	demo_login alice
+	PHONE_SID=$(set_cookie sid)
+	demo_req POST /logout/all --sid SID
+	expect "POST /logout/all with the laptop's session" "$REQ_STATUS" 200
+	demo_profiles "$n" --sid SID
+	expect "the laptop's session after logout/all: requests answered 401" "$(count_status 401)" "$n"
+	demo_profiles "$n" --sid PHONE_SID
+	expect "the phone's session after logout/all: requests answered 401" "$(count_status 401)" "$n"
+	expect "servers that refused the phone's session" "$(distinct_servers)" "$INSTANCES"
+	conclude "both sessions are gone on every server: they lived in one place."
+
+	part "log out everywhere: JWT"
+	demo_cluster "$V_REFRESH"
+	say "laptop:"
+	demo_login alice
+	TOKEN=$(json_field access_token) RT=$(json_field refresh_token)
+	say "phone:"
+	demo_login alice
+	PHONE=$(json_field access_token)
+	demo_req POST /logout/all --bearer TOKEN
+	expect "POST /logout/all with the laptop's token" "$REQ_STATUS" 200
+	accepted_nowhere TOKEN "the laptop's access token after logout/all" token_revoked
+	accepted_nowhere PHONE "the phone's access token after logout/all" token_revoked
+	demo_req POST /refresh --refresh RT
+	expect "the laptop's refresh token after logout/all" "$REQ_STATUS" 401
+	conclude "both devices' tokens are refused on every server." \
+		"That works only because every server asks Redis on every request (a per-user" \
+		"generation): the shared state is back, as with sessions."
+	SUMMARY+=("   log out everywhere: both devices dead on every server, sessions and JWT")
+
+	part "what a stolen credential was still good for"
+	say "stolen credential   after logout          after log out everywhere" \
+		"session id (Redis)  nothing, at once      nothing, at once (lesson 7)" \
+		"JWT, no deny-list   all until exp (15m)   all until exp: no list to ask" \
+		"JWT + deny-list     nothing, at once      nothing, at once (lesson 7)" \
+		"refresh token       nothing (family dies) nothing (every family dies)"
+	para "A refresh token replayed after its use kills its family at once (lesson 7)," \
+		"whoever replays it: the thief's copy is worth one refresh at most."
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 for b in curl "$PYTHON" basenc; do
@@ -957,14 +1056,14 @@ para "Each cluster: $INSTANCES servers (app1..app$INSTANCES) behind $BALANCER ov
 para "To paste a curl line into another terminal: . $ENVFILE   first (it sets URL, CA, SID," \
 	"TOKEN, ... as they are at that moment). CA is $MKCERT_CA_DIR/ca.pem, kept between runs:" \
 	"trust it once."
-LESSONS=(lesson_memory lesson_redis lesson_jwt lesson_tamper lesson_sticky lesson_logout)
+LESSONS=(lesson_memory lesson_redis lesson_jwt lesson_tamper lesson_sticky lesson_logout lesson_refresh)
 # The clusters each lesson starts, so that they can start while the lesson before is on screen.
-NEEDS=("$V_MEMORY" "$V_REDIS" "$V_JWT" "$V_ES256" "$V_STICKY" "$V_REVOKE")
-for k in 1 2 3 4 5 6; do
+NEEDS=("$V_MEMORY" "$V_REDIS" "$V_JWT" "$V_ES256" "$V_STICKY" "$V_REVOKE" "$V_REFRESH")
+for k in $(seq 1 "$LAST"); do
 	[ -z "$ONLY" ] || [ "$ONLY" = "$k" ] || continue
-	[ -n "$ONLY" ] || [ "$k" = 6 ] || demo_prestart "${NEEDS[$k]}"
+	[ -n "$ONLY" ] || [ "$k" = "$LAST" ] || demo_prestart "${NEEDS[$k]}"
 	"${LESSONS[$((k - 1))]}"
-	[ "$k" = 6 ] || [ -n "$ONLY" ] || pause "lesson $((k + 1))"
+	[ "$k" = "$LAST" ] || [ -n "$ONLY" ] || pause "lesson $((k + 1))"
 done
 
 printf '\n%sWhat we saw%s\n' "$C_BOLD" "$C_OFF"

@@ -137,9 +137,28 @@ def check_round_robin_memory(text, n):
     assert "loadgen ignores Set-Cookie on 4xx, so it keeps its cookie" in flat(text)
 
 
+def check_refresh_lesson(text, n):
+    """Lesson 7: rotation and reuse detection, then log out everywhere for sessions and JWT."""
+    rot, redis_part, jwt_part = [requests(p) for p in re.split(r"^-- ", text, flags=re.M)[1:4]]
+    assert [r[2] for r in rot[:n + 2]] == [200] * (n + 2) and rot[n + 1][0].endswith("$URL/refresh"), rot
+    assert len({r[1] for r in rot[1:n + 1]}) == n
+    assert [(r[2], r[3]) for r in rot[n + 2:n + 4]] == [(401, "refresh_reused"), (401, "refresh_revoked")], rot
+    assert "$OLD_RT" in rot[n + 2][0] and "$RT" in rot[n + 3][0]
+    last = rot[n + 4:]
+    assert len(last) == n and all(r[3] == "token_revoked" for r in last) and len({r[1] for r in last}) == n
+    assert [r[2] for r in redis_part[:3]] == [200, 200, 200] and redis_part[2][0].endswith("$URL/logout/all")
+    assert [r[2] for r in redis_part[3:]] == [401] * (2 * n), redis_part
+    assert [r[2] for r in jwt_part[:3]] == [200, 200, 200] and jwt_part[2][0].endswith("$URL/logout/all")
+    assert [r[3] for r in jwt_part[3:3 + 2 * n]] == ["token_revoked"] * (2 * n), jwt_part
+    assert jwt_part[-1][0].endswith("$URL/refresh") and jwt_part[-1][2] == 401
+    assert "stolen credential   after logout" in text
+
+
 def check_all_lessons(out, n=3):
     ls = lessons(out)
-    assert sorted(ls) == [1, 2, 3, 4, 5, 6]
+    assert sorted(ls) in ([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 7])
+    if 7 in ls:
+        check_refresh_lesson(ls[7], n)
     check_round_robin_memory(ls[1], n)
 
     for k in (2, 3):
@@ -149,7 +168,7 @@ def check_all_lessons(out, n=3):
         assert tally_line(ls[k])[0] == expected_tally(profiles)
     assert re.search(r"^  TOKEN=[\w-]+\.\.\.[\w-]+$", ls[3], re.M)
     assert "$ authctl token decode $TOKEN" in ls[3] and '"alice"' in ls[3] and "HS256" in ls[3]
-    assert "redis-cli -u $REDIS_URL HGETALL $KEY" in ls[2] and re.search(r"^      alice$", ls[2], re.M)
+    assert "redis-cli -u $REDIS_URL HGETALL $KEY" in ls[2] and re.search(r"^    alice$", ls[2], re.M)
 
     tamper, signers = ls[4].split("-- who can sign")
     t = requests(tamper)
@@ -217,7 +236,7 @@ def test_whole_demo(tmp_path, balancer):
     parts = len(re.findall(r"^-- ", r.stdout, re.M))
     assert parts >= 8
     # --step: a pause before each part of a lesson and before each lesson.
-    assert r.stdout.count("[Enter: ") == (parts + 5 if "--step" in args else 0)
+    assert r.stdout.count("[Enter: ") == (parts + len(lessons(r.stdout)) - 1 if "--step" in args else 0)
     if balancer == "nginx":
         assert "nginx has no sticky cookie" in r.stdout
     if not harness.SANITIZED and idle():
