@@ -635,7 +635,7 @@ lesson_redis() {
 	show_session_in_redis
 	expect_that "Redis holds the session hash for alice" grep -qx alice <<<"${SESSION_FIELDS:-}"
 	expect_that "the session has a time to live (TTL > 0, got ${SESSION_TTL:-nothing})" \
-		test "${SESSION_TTL:-0}" -gt 0
+		eval '[[ $SESSION_TTL =~ ^[0-9]+$ ]] && [ "$SESSION_TTL" -gt 0 ]'
 	demo_profiles "$n" --sid SID
 	demo_tally
 	expect "requests answered 200" "$(count_status 200)" "$n"
@@ -936,15 +936,16 @@ lesson_logout() {
 	expect "profile before logout" "$REQ_STATUS" 200
 	demo_req POST /logout --bearer TOKEN
 	expect_logout
-	jti=$(claim "$TOKEN" jti)
-	redis_cli "TTL deny:$jti" TTL "deny:$jti"
-	expect_that "the deny-list entry deny:<jti> has a time to live (got $REDIS_OUT)" test "${REDIS_OUT:-0}" -gt 0
-	para "(deny:<jti> lives until the token would have expired: after that the signature check" \
-		"alone refuses it.)"
 	demo_profiles "$n" --bearer TOKEN
 	expect "revoked token: requests answered 401" "$(count_status 401)" "$n"
 	expect "revoked token: answers that say token_revoked" "$(count_error token_revoked)" "$n"
 	expect "servers that refused the revoked token" "$(distinct_servers)" "$INSTANCES"
+	para "What every server asked Redis: is deny:<jti> there? Logout put it there, to live until" \
+		"the token would have expired (after that the signature check alone refuses it):"
+	jti=$(claim "$TOKEN" jti)
+	redis_cli "TTL deny:$jti" TTL "deny:$jti"
+	expect_that "the deny-list entry deny:<jti> has a time to live (got $REDIS_OUT)" \
+		eval '[[ $REDIS_OUT =~ ^[0-9]+$ ]] && [ "$REDIS_OUT" -gt 0 ]'
 	conclude "with the deny-list the token is refused everywhere at once." \
 		"But every request asks Redis again: the shared state is back, for logout's sake."
 	SUMMARY+=("   with deny-list: the revoked token got 401 everywhere (Redis per request)")
