@@ -16,7 +16,6 @@ the clusters themselves are not affected).
 
 usage: webdemo.py --listen 127.0.0.1:PORT --public PORT --rundir DIR --cluster NAME=DIR...
 """
-import argparse
 import hmac
 import json
 import os
@@ -28,6 +27,8 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cli  # scripts/cli.py, next to this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER_SH = os.path.join(HERE, "cluster.sh")
@@ -231,16 +232,8 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = other
 
 
-class ArgParser(argparse.ArgumentParser):
-    """argparse with the project's bad-command-line convention: one line on stderr, exit 2."""
-
-    def error(self, message):
-        sys.stderr.write(f"webdemo.py: {message} (see --help)\n")
-        sys.exit(2)
-
-
 def main():
-    ap = ArgParser(description="The teaching page's static and control server.")
+    ap = cli.ArgParser(description="The teaching page's static and control server.")
     ap.add_argument("--listen", required=True, help="127.0.0.1:PORT (loopback only)")
     ap.add_argument("--public", required=True, type=int,
                     help="the front balancer's port: the only Host/Origin accepted")

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "prom.h"
 #include "store.h"
 
 #define STORE_MEMORY_SWEEP_MS	1000
@@ -271,8 +272,8 @@ store_memory_count(struct store_conn *sc)
 static void
 store_memory_metrics(struct store_conn *sc, struct evbuffer *out)
 {
-	evbuffer_add_printf(out, "# HELP sessions_max The --max-sessions bound.\n"
-	    "# TYPE sessions_max gauge\nsessions_max %ld\n", sc->sc_store->st_limits.max_sessions);
+	prom_gauge(out, "sessions_max", "The --max-sessions bound.",
+	    sc->sc_store->st_limits.max_sessions);
 }
 
 static void
