@@ -2,7 +2,7 @@
 """The benchmark's numbers, table, charts and one-page report, from the raw loadgen reports that
 scripts/bench.sh leaves in OUT/raw/.
 
-    bench_report.py OUT        reads OUT/meta.json and OUT/raw/*.json, writes OUT/results.json,
+    bench_report.py --out OUT  reads OUT/meta.json and OUT/raw/*.json, writes OUT/results.json,
                                OUT/results.md, one SVG per chart and OUT/report.html
 
 meta.json (written by bench.sh) names the runs: "runs" is a list of {"key", "variant",
@@ -397,8 +397,13 @@ def write_all(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
-        print("usage: bench_report.py OUTDIR  (reads OUTDIR/meta.json and OUTDIR/raw/)",
-              file=sys.stderr)
-        sys.exit(2)
-    write_all(sys.argv[1])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from cli import ArgParser
+    ap = ArgParser(prog="bench_report.py", description="The bench's table, charts and report.html "
+                   "from the raw loadgen reports of a scripts/bench.sh run.")
+    ap.add_argument("--out", metavar="DIR", required=True,
+                    help="the run's output directory (meta.json and raw/ in, everything else out)")
+    args = ap.parse_args()
+    if not os.path.exists(os.path.join(args.out, "meta.json")):
+        ap.error(f"--out {args.out}: no meta.json there (not a bench.sh output directory)")
+    write_all(args.out)

@@ -112,6 +112,7 @@ def test_bench_redis_rtt_and_failover(tmp_path):
     out = tmp_path / "bench"
     p = subprocess.run([BENCH, "--redis-rtt", "0,2", "--rounds", "5", "--duration", "2",
                         "--warmup", "1", "--users", "1", "--instances", "2", "--no-wrk",
+                        "--variants", "session-redis jwt-hs256-revoke jwt-hs256",
                         "--failover", "--failover-redis", "--out", str(out)],
                        capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
