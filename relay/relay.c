@@ -11,7 +11,6 @@
 #include <netinet/tcp.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
