@@ -102,7 +102,7 @@ rconn_config_init(struct rconn_config *cfg)
 	cfg->connect_timeout_ms = 1000;
 	cfg->command_timeout_ms = 1000;
 	cfg->backoff_min_ms = 100;
-	cfg->backoff_max_ms = 2000;
+	cfg->backoff_max_ms = 1000;
 	cfg->ping_interval_ms = 1000;
 }
 
