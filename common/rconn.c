@@ -320,6 +320,7 @@ rconn_set_down(struct rconn *rc, const char *why)
 	if (rc->rc_state == RCONN_UP)
 		rc->rc_stats.disconnects++;
 	rc->rc_state = RCONN_DOWN;
+	rc->rc_dropping = 0;	/* a pending drop was for the context that just went */
 	if (rc->rc_freeing)
 		return;
 	if (!switching)
@@ -574,8 +575,7 @@ rconn_on_sentinel(struct rconn *rc, redisReply *reply, void *arg)
 		return;
 	}
 	a.port = (int)port;
-	if (!rc->rc_stats.connects || strcmp(a.host, rc->rc_master.host) || a.port !=
-	    rc->rc_master.port)
+	if (strcmp(a.host, rc->rc_master.host) != 0 || a.port != rc->rc_master.port)
 		log_info("redis %s: master %s is %s:%d", rc->rc_peer, rc->rc_cfg.master, a.host,
 		    a.port);
 	rc->rc_master = a;

@@ -4,7 +4,7 @@ servers behind the balancer, a Redis master, two replicas, three sentinels), put
 (client threads that log in and read /profile over HTTPS, in a loop), SIGKILL the Redis master,
 and measure what the users saw: how long requests got 503 until a replica was promoted and the
 servers followed, and how many sessions whose login had been answered 200 were lost. Run it
-without and with --wait 1 (session_server --redis-wait 1) to see what WAIT buys and costs.
+without and with --wait 1 (WAIT for one replica after each login) to see what it buys and costs.
 
 Prints a summary and, with --json FILE, writes the figures. Exit 0 when service came back
 within --max-recovery seconds (and, with --wait, no session was lost); 1 otherwise; 2 for bad
@@ -204,10 +204,19 @@ def drill(args, rundir):
     }
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad flags are one line on stderr and exit 2, as for every program and script here."""
+
+    def error(self, message):
+        sys.stderr.write(f"failover_drill.py: {message} (see --help)\n")
+        sys.exit(2)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wait", type=int, default=0, metavar="N",
-                    help="session_server --redis-wait N (default 0: no WAIT)")
+                    help="replicas each login waits for (session_server's --redis-wait; "
+                         "default 0: no WAIT)")
     ap.add_argument("--wait-ms", type=int, default=500, metavar="MS", help="WAIT timeout (500)")
     ap.add_argument("--clients", type=int, default=4, help="client threads (4)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the kill (2)")

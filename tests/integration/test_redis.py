@@ -260,7 +260,7 @@ def test_redis_wait_confirms_logins_only_when_a_replica_has_them(users_file, pwf
     master = AuthRedis(aof=True)
     procs.append(master)
     s = session_server(users_file, master.url, "--redis-password-file", pwfile,
-                       "--redis-wait", "1:200")
+                       "--redis-wait", "1:1500", "--redis-timeout", "3000")   # a busy machine
     procs.append(s)
     wait_health(s.port, 200)
     r = login(s.port)              # no replica yet: WAIT 1 times out
