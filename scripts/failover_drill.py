@@ -9,7 +9,6 @@ without and with --wait 1 (WAIT for one replica after each login) to see what it
 Prints a summary and, with --json FILE, writes the figures. Exit 0 when service came back
 within --max-recovery seconds (and, with --wait, no session was lost); 1 otherwise; 2 for bad
 flags. The cluster is always taken down."""
-import argparse
 import http.client
 import json
 import os
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import cli  # scripts/cli.py, next to this file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CLUSTER = os.path.join(ROOT, "scripts", "cluster.sh")
@@ -204,16 +205,8 @@ def drill(args, rundir):
     }
 
 
-class Parser(argparse.ArgumentParser):
-    """Bad flags are one line on stderr and exit 2, as for every program and script here."""
-
-    def error(self, message):
-        sys.stderr.write(f"failover_drill.py: {message} (see --help)\n")
-        sys.exit(2)
-
-
 def main():
-    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wait", type=int, default=0, metavar="N",
                     help="replicas each login waits for (session_server's --redis-wait; "
                          "default 0: no WAIT)")
