@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/jwt.c and common/jwk.c: the published vectors (RFC 7515 A.1 and A.3,
+ * Unit tests for common/jwt.c, jwt_key.c and jwk.c: the published vectors (RFC 7515 A.1 and A.3,
  * RFC 7520 4.1 and 4.4, RFC 8037 A.4, RFC 7638 3.1) and one crafted token per rejection reason,
  * including the attacks that hit other JWT libraries.
  */
@@ -99,10 +99,10 @@ key_jwk(const char *text)
 {
 	char err[256] = "";
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	struct jwt_key *k = j ? jwk_import(j, err, sizeof(err)) : NULL;
+	struct jwt_key *k = j ? jwt_key_from_jwk(j, err, sizeof(err)) : NULL;
 
 	if (k == NULL)
-		fprintf(stderr, "jwk_import: %s\n", err);
+		fprintf(stderr, "jwt_key_from_jwk: %s\n", err);
 	json_decref(j);
 	return k;
 }
@@ -358,13 +358,64 @@ rfc7638_thumbprint(void)
 	{
 		json_t *j = json_loads(tp_jwk, 0, NULL);
 		json_object_del(j, "kid");
-		k = jwk_import(j, NULL, 0);
+		k = jwt_key_from_jwk(j, NULL, 0);
 		json_decref(j);
 	}
 	CHECK(k != NULL);
 	if (k != NULL) {
 		CHECK_STR(jwt_key_kid(k), tp_thumb);
 		jwt_key_free(k);
+	}
+}
+
+/* jwk.c alone: JSON in, key material out, and back; no jwt_key anywhere. */
+static void
+jwk_codec(void)
+{
+	struct jwk_material m;
+	json_t *j, *pub;
+	char tp[JWK_THUMBPRINT_LEN + 1];
+	size_t i;
+	static const char *const refused[] = {
+		"[]", "{\"k\":\"AAAA\"}", "{\"kty\":\"XYZ\"}", "{\"kty\":\"oct\"}",
+		"{\"kty\":\"oct\",\"k\":\"AA==\"}", "{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":7}",
+		"{\"kty\":\"oct\",\"k\":\"AAAA\",\"alg\":[]}", a3_jwk_mismatch,
+		"{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AAAA\",\"y\":\"AAAA\"}",
+	};
+
+	j = json_loads("{\"kty\":\"oct\",\"k\":\"AQIDBA\",\"kid\":\"k1\",\"alg\":\"HS256\"}", 0,
+	    NULL);
+	CHECK_INT(jwk_decode(j, &m, NULL, 0), 0);
+	CHECK(m.jm_pkey == NULL && m.jm_private);
+	CHECK_INT(m.jm_secretlen, 4);
+	CHECK_MEM(m.jm_secret, "\1\2\3\4", 4);
+	CHECK_STR(m.jm_kid, "k1");
+	CHECK_STR(m.jm_alg, "HS256");
+	jwk_material_clear(&m);
+	CHECK(m.jm_secretlen == 0 && m.jm_secret[0] == 0);
+	json_decref(j);
+
+	j = json_loads(a3_jwk_pub, 0, NULL);
+	CHECK_INT(jwk_decode(j, &m, NULL, 0), 0);
+	CHECK(m.jm_pkey != NULL && !m.jm_private && m.jm_kid == NULL && m.jm_alg == NULL);
+	if (m.jm_pkey != NULL) {
+		pub = jwk_encode(m.jm_pkey);
+		CHECK(json_equal(pub, j));
+		json_decref(pub);
+		CHECK_INT(jwk_thumbprint(m.jm_pkey, tp), 0);
+		CHECK_INT(strlen(tp), JWK_THUMBPRINT_LEN);
+	}
+	jwk_material_clear(&m);
+	json_decref(j);
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char err[128] = "";
+
+		j = json_loads(refused[i], 0, NULL);
+		if (!CHECK(jwk_decode(j, &m, err, sizeof(err)) == -1))
+			fprintf(stderr, "    accepted %s\n", refused[i]);
+		CHECK(err[0] != '\0' && m.jm_pkey == NULL);
+		json_decref(j);
 	}
 }
 
@@ -860,7 +911,7 @@ reason_table(void)
 }
 
 UNIT_MAIN(CASE(rfc7515_a1_hs256), CASE(rfc7515_a3_es256), CASE(rfc7520_41_rs256),
-    CASE(rfc7520_44_hs256), CASE(rfc8037_a4_ed25519), CASE(rfc7638_thumbprint),
+    CASE(rfc7520_44_hs256), CASE(rfc8037_a4_ed25519), CASE(rfc7638_thumbprint), CASE(jwk_codec),
     CASE(roundtrip_all), CASE(keys_pem_and_limits), CASE(secret_kid_hides_secret),
     CASE(reject_alg_none), CASE(reject_key_confusion), CASE(reject_bad_signatures),
     CASE(reject_malformed), CASE(reject_header_extensions), CASE(reject_kid_elsewhere),

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Checks that the modules of a C source folder (common/ by default) include one another
+without a circle. A module is a file stem: x.c, x.h and its private header x_private.h are
+module x. The graph comes from the
+'#include "..."' lines; an include circle means neither module can be read, tested or replaced
+without the other. Prints the first circle found and exits 1, else exits 0."""
+import os
+import re
+import sys
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def module_of(filename):
+    stem = os.path.splitext(os.path.basename(filename))[0]
+    return stem[:-len("_private")] if stem.endswith("_private") else stem
+
+
+def module_graph(folder):
+    """{module: set of modules it includes}, for the .c and .h files directly in folder."""
+    graph = {}
+    for name in sorted(os.listdir(folder)):
+        if os.path.splitext(name)[1] not in (".c", ".h"):
+            continue
+        stem = module_of(name)
+        with open(os.path.join(folder, name), errors="replace") as f:
+            text = f.read()
+        deps = graph.setdefault(stem, set())
+        for inc in INCLUDE.findall(text):
+            dep = module_of(inc)
+            if dep != stem and os.path.exists(os.path.join(folder, os.path.basename(inc))):
+                deps.add(dep)
+    return graph
+
+
+def find_cycle(graph):
+    """A list of modules [a, b, ..., a] forming a circle, or None."""
+    state = {}  # absent: not seen, 1: on the current path, 2: done
+    path = []
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for dep in sorted(graph.get(m, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
+
+
+def main(argv):
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
+        print("usage: check_structure.py [FOLDER]   (default: common/)",
+              file=sys.stderr if argv[1:] != ["--help"] else sys.stdout)
+        return 0 if argv[1:] == ["--help"] else 2
+    folder = argv[1] if len(argv) == 2 else os.path.join(os.path.dirname(__file__), "..", "common")
+    if not os.path.isdir(folder):
+        print(f"check_structure.py: {folder}: not a folder", file=sys.stderr)
+        return 2
+    graph = module_graph(folder)
+    cycle = find_cycle(graph)
+    if cycle:
+        print(f"include circle in {os.path.normpath(folder)}: {' -> '.join(cycle)}")
+        return 1
+    print(f"no include circle among the {len(graph)} modules of {os.path.normpath(folder)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
