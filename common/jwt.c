@@ -4,6 +4,8 @@
  * choice, signature, and only then the claims. The bugs other JWT libraries had are named
  * where they are avoided.
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +24,31 @@
 #define JWT_ES256_HALF		32
 #define JWT_MAX_SIG		512	/* RSA-4096 */
 
+#define JWT_CACHE_SLOTS		256	/* accepted tokens a verifier remembers */
+#define JWT_CACHE_MAX_INPUT	2048	/* longer header.payload bytes are not remembered */
+
+/*
+ * An accepted token, remembered by the exact bytes of its header and payload: the key its
+ * header chose and its parsed claims. Parsing the two JSON objects is most of the work of a
+ * HS256 verification; the cache saves only that. The signature is still checked, and the
+ * claims still judged against the clock and the verifier's rules, on every use.
+ */
+struct jwt_cache_slot {
+	pthread_mutex_t		 cs_lock;
+	char			*cs_input;	/* header.payload as received; NULL: empty */
+	size_t			 cs_len;
+	const struct jwt_key	*cs_key;	/* owned by the verifier */
+	json_t			*cs_claims;	/* shared with callers, never changed */
+};
+
 struct jwt_verifier {
-	struct jwt_key	*v_keys[JWT_MAX_KEYS];
-	size_t		 v_nkeys;
-	char		*v_issuer;
-	char		*v_audience;
-	long		 v_leeway;
-	size_t		 v_max_len;
+	struct jwt_key		*v_keys[JWT_MAX_KEYS];
+	size_t			 v_nkeys;
+	char			*v_issuer;
+	char			*v_audience;
+	long			 v_leeway;
+	size_t			 v_max_len;
+	struct jwt_cache_slot	 v_cache[JWT_CACHE_SLOTS];	/* direct-mapped */
 };
 
 static const struct {
@@ -280,12 +300,27 @@ struct jwt_verifier *
 jwt_verifier_new(void)
 {
 	struct jwt_verifier *v;
+	size_t i;
 
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return NULL;
 	v->v_leeway = JWT_DEFAULT_LEEWAY;
 	v->v_max_len = JWT_MAX_TOKEN;
+	for (i = 0; i < JWT_CACHE_SLOTS; i++)
+		pthread_mutex_init(&v->v_cache[i].cs_lock, NULL);
 	return v;
+}
+
+/* Empties slot cs; the caller holds its lock or is the only thread. */
+static void
+jwt_cache_clear(struct jwt_cache_slot *cs)
+{
+	free(cs->cs_input);
+	json_decref(cs->cs_claims);
+	cs->cs_input = NULL;
+	cs->cs_len = 0;
+	cs->cs_key = NULL;
+	cs->cs_claims = NULL;
 }
 
 void
@@ -295,6 +330,10 @@ jwt_verifier_free(struct jwt_verifier *v)
 
 	if (v == NULL)
 		return;
+	for (i = 0; i < JWT_CACHE_SLOTS; i++) {
+		jwt_cache_clear(&v->v_cache[i]);
+		pthread_mutex_destroy(&v->v_cache[i].cs_lock);
+	}
 	for (i = 0; i < v->v_nkeys; i++)
 		jwt_key_free(v->v_keys[i]);
 	free(v->v_issuer);
@@ -313,6 +352,9 @@ jwt_verifier_add_key(struct jwt_verifier *v, struct jwt_key *k)
 		if (strcmp(v->v_keys[i]->k_kid, k->k_kid) == 0)
 			return -1;
 	v->v_keys[v->v_nkeys++] = k;
+	/* Another key can change which key a remembered header chooses. */
+	for (i = 0; i < JWT_CACHE_SLOTS; i++)
+		jwt_cache_clear(&v->v_cache[i]);
 	return 0;
 }
 
@@ -529,6 +571,70 @@ jwt_check_claims(const struct jwt_verifier *v, json_t *c, time_t now)
 	return JWT_VALID;
 }
 
+/* The slot for a signing input: FNV-1a over 8-byte words, folded. Only tokens with a good
+ * signature get in, so nobody can aim many inputs at one slot without signed tokens, and then
+ * they only evict each other. */
+static struct jwt_cache_slot *
+jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, in + i, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++)
+		h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
+	h ^= h >> 32;
+	/* The cache holds no pointer to a const verifier's memory it may not change: the slots
+	 * change under their own locks, which is what makes jwt_verify() safe from threads. */
+	return (struct jwt_cache_slot *)&v->v_cache[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
+}
+
+/* The claims remembered for exactly these n bytes of signing input: a new reference, with *k
+ * set to the key the header chose; or NULL. */
+static json_t *
+jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key **k)
+{
+	struct jwt_cache_slot *cs;
+	json_t *claims = NULL;
+
+	if (n > JWT_CACHE_MAX_INPUT)
+		return NULL;
+	cs = jwt_cache_slot(v, in, n);
+	pthread_mutex_lock(&cs->cs_lock);
+	if (cs->cs_input != NULL && cs->cs_len == n && memcmp(cs->cs_input, in, n) == 0) {
+		*k = cs->cs_key;
+		claims = json_incref(cs->cs_claims);
+	}
+	pthread_mutex_unlock(&cs->cs_lock);
+	return claims;
+}
+
+/* Remembers an accepted token's signing input, key and claims (a new reference is taken),
+ * replacing whatever had its slot. Out of memory, it simply remembers nothing. */
+static void
+jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key *k,
+    json_t *claims)
+{
+	struct jwt_cache_slot *cs;
+	char *copy;
+
+	if (n > JWT_CACHE_MAX_INPUT || (copy = malloc(n)) == NULL)
+		return;
+	memcpy(copy, in, n);
+	cs = jwt_cache_slot(v, in, n);
+	pthread_mutex_lock(&cs->cs_lock);
+	jwt_cache_clear(cs);
+	cs->cs_input = copy;
+	cs->cs_len = n;
+	cs->cs_key = k;
+	cs->cs_claims = json_incref(claims);
+	pthread_mutex_unlock(&cs->cs_lock);
+}
+
 int
 jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims)
@@ -537,8 +643,8 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	const struct jwt_key *k = NULL;
 	json_t *hdr = NULL, *pay = NULL;
 	unsigned char *sig = NULL;
-	size_t siglen;
-	int rc = 0, ok;
+	size_t siglen, inlen;
+	int rc = 0, ok, cached;
 
 	if (claims != NULL)
 		*claims = NULL;
@@ -546,10 +652,18 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	if (len > v->v_max_len)
 		goto done;
 	*why = JWT_MALFORMED;
-	if (jwt_split(token, len, &p) == -1 || (hdr = jwt_segment_json(p.hdr, p.hdrlen)) == NULL)
+	if (jwt_split(token, len, &p) == -1)
 		goto done;
-	if ((*why = jwt_choose_key(v, hdr, &k)) != JWT_VALID)
-		goto done;
+	/* The signing input is the first two segments exactly as received. */
+	inlen = (size_t)(p.sig - 1 - token);
+	/* The same bytes were parsed and judged before: the same header chooses the same key. */
+	cached = (pay = jwt_cache_get(v, token, inlen, &k)) != NULL;
+	if (!cached) {
+		if ((hdr = jwt_segment_json(p.hdr, p.hdrlen)) == NULL)
+			goto done;
+		if ((*why = jwt_choose_key(v, hdr, &k)) != JWT_VALID)
+			goto done;
+	}
 	*why = JWT_MALFORMED;
 	if ((sig = malloc(base64_decoded_max(p.siglen) + 1)) == NULL) {
 		rc = -1;
@@ -557,8 +671,7 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	}
 	if (base64_decode(BASE64_URL, p.sig, p.siglen, sig, &siglen) == -1)
 		goto done;
-	/* The signing input is the first two segments exactly as received. */
-	if ((ok = jwt_check_signature(k, token, (size_t)(p.sig - 1 - token), sig, siglen)) == -1) {
+	if ((ok = jwt_check_signature(k, token, inlen, sig, siglen)) == -1) {
 		rc = -1;
 		goto done;
 	}
@@ -567,9 +680,14 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 		goto done;
 	/* Only signed bytes reach the claims parser. */
 	*why = JWT_MALFORMED;
-	if ((pay = jwt_segment_json(p.pay, p.paylen)) == NULL)
+	if (!cached && (pay = jwt_segment_json(p.pay, p.paylen)) == NULL)
 		goto done;
-	if ((*why = jwt_check_claims(v, pay, now)) == JWT_VALID && claims != NULL) {
+	/* Judged on every use: time passes, and exp or nbf with it. */
+	if ((*why = jwt_check_claims(v, pay, now)) != JWT_VALID)
+		goto done;
+	if (!cached)
+		jwt_cache_put(v, token, inlen, k, pay);
+	if (claims != NULL) {
 		*claims = pay;
 		pay = NULL;
 	}

@@ -3,6 +3,7 @@
  * RFC 7520 4.1 and 4.4, RFC 8037 A.4, RFC 7638 3.1) and one crafted token per rejection reason,
  * including the attacks that hit other JWT libraries.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -897,6 +898,116 @@ reject_claims(void)
 	jwt_verifier_free(v);
 }
 
+/* ---- the verifier's cache of accepted tokens ---- */
+
+/* Verifies tok at now; returns the reason, with the claims object (borrowed, for identity
+ * checks only) in *seen. */
+static enum jwt_reason
+verify_seen(const struct jwt_verifier *v, const char *tok, time_t now, json_t **seen)
+{
+	enum jwt_reason why;
+	json_t *c = NULL;
+
+	*seen = NULL;
+	if (jwt_verify(v, tok, strlen(tok), now, &why, &c) == -1)
+		return JWT_NREASONS;
+	*seen = c;
+	json_decref(c);		/* the cache keeps its own reference */
+	return why;
+}
+
+/* A remembered token saves only the parsing: its signature is checked and its claims are
+ * judged (clock, issuer, audience) on every use, and a new key empties the cache. */
+static void
+cache_checks_every_use(void)
+{
+	struct jwt_key *k = key_secret();
+	struct jwt_verifier *v = verifier_with(k);
+	char *tok = craft("{\"alg\":\"HS256\"}", "{\"exp\":1700000600,\"nbf\":1700000100}", k);
+	unsigned char zero[32] = { 0 };
+	char *forged = with_signature(tok, zero, sizeof(zero));
+	json_t *a, *b;
+
+	jwt_verifier_set_leeway(v, 0);
+	CHECK_INT(verify_seen(v, tok, NOW + 200, &a), JWT_VALID);
+	CHECK_INT(verify_seen(v, tok, NOW + 300, &b), JWT_VALID);
+	CHECK(a != NULL && a == b);	/* the second time came from the cache */
+	/* The same header and payload under a wrong signature. */
+	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
+	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
+	/* The clock moves on; and it may be set back before nbf. */
+	CHECK_INT(verify_at(v, tok, NOW + 600), JWT_EXPIRED);
+	CHECK_INT(verify_at(v, tok, NOW + 99), JWT_NOT_YET_VALID);
+	/* The verifier's rules are applied again. */
+	jwt_verifier_set_issuer(v, "iss");
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_WRONG_ISSUER);
+	jwt_verifier_set_issuer(v, NULL);
+	CHECK_INT(verify_seen(v, tok, NOW + 300, &b), JWT_VALID);
+	CHECK(a == b);
+	/* A second HS256 key makes a header without kid ambiguous: the cache must not answer. */
+	CHECK_INT(jwt_verifier_add_key(v, jwt_key_from_secret(
+	    "another-secret-another-secret-another", 37, NULL, 0)), 0);
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_UNKNOWN_KEY);
+	free(forged);
+	free(tok);
+	jwt_verifier_free(v);
+}
+
+#define CACHE_TOKENS	600	/* more than the cache's slots: evictions happen */
+#define CACHE_THREADS	4
+
+struct cache_run {
+	const struct jwt_verifier	*v;
+	char				**toks, **forged;
+	int				 bad;
+};
+
+static void *
+cache_thread(void *arg)
+{
+	struct cache_run *r = arg;
+	size_t round, i;
+
+	for (round = 0; round < 3; round++)
+		for (i = 0; i < CACHE_TOKENS; i++) {
+			if (verify_at(r->v, r->toks[i], NOW) != JWT_VALID ||
+			    verify_at(r->v, r->forged[i], NOW) != JWT_BAD_SIGNATURE)
+				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+		}
+	return NULL;
+}
+
+/* Several threads verify the same tokens at once, through hits, misses and evictions (run it
+ * under ASan or TSan to see the locking). */
+static void
+cache_threads(void)
+{
+	struct jwt_key *k = key_secret();
+	struct jwt_verifier *v = verifier_with(k);
+	static char *toks[CACHE_TOKENS], *forged[CACHE_TOKENS];
+	struct cache_run run = { v, toks, forged, 0 };
+	pthread_t th[CACHE_THREADS];
+	unsigned char zero[32] = { 0 };
+	char claims[128];
+	size_t i;
+
+	for (i = 0; i < CACHE_TOKENS; i++) {
+		snprintf(claims, sizeof(claims), "{\"sub\":\"u%zu\",\"exp\":1700000600}", i);
+		toks[i] = craft("{\"alg\":\"HS256\"}", claims, k);
+		forged[i] = with_signature(toks[i], zero, sizeof(zero));
+	}
+	for (i = 0; i < CACHE_THREADS; i++)
+		CHECK_INT(pthread_create(&th[i], NULL, cache_thread, &run), 0);
+	for (i = 0; i < CACHE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(run.bad, 0);
+	for (i = 0; i < CACHE_TOKENS; i++) {
+		free(toks[i]);
+		free(forged[i]);
+	}
+	jwt_verifier_free(v);
+}
+
 static void
 reason_table(void)
 {
@@ -915,4 +1026,5 @@ UNIT_MAIN(CASE(rfc7515_a1_hs256), CASE(rfc7515_a3_es256), CASE(rfc7520_41_rs256)
     CASE(roundtrip_all), CASE(keys_pem_and_limits), CASE(secret_kid_hides_secret),
     CASE(reject_alg_none), CASE(reject_key_confusion), CASE(reject_bad_signatures),
     CASE(reject_malformed), CASE(reject_header_extensions), CASE(reject_kid_elsewhere),
-    CASE(reject_embedded_keys), CASE(reject_claims), CASE(reason_table))
+    CASE(reject_embedded_keys), CASE(reject_claims), CASE(cache_checks_every_use), CASE(cache_threads),
+    CASE(reason_table))
