@@ -72,7 +72,8 @@ struct jwt_verifier *jwt_verifier_new(void);
 /* Frees the verifier and every key added to it. */
 void jwt_verifier_free(struct jwt_verifier *);
 /* Adds key; the verifier takes it over on success (on failure it stays the caller's). Returns 0,
- * or -1 when the kid is already taken or there are too many keys. */
+ * or -1 when the kid is already taken or there are too many keys. Like the setters below, only
+ * while no thread is verifying with v. */
 int jwt_verifier_add_key(struct jwt_verifier *, struct jwt_key *);
 /* The number of keys and the i-th one (owned by the verifier), for JWKS. */
 size_t jwt_verifier_nkeys(const struct jwt_verifier *);
@@ -89,6 +90,11 @@ void jwt_verifier_set_max_len(struct jwt_verifier *, size_t max);
  * not be processed (out of memory, a library failure); otherwise 0 with *why set: JWT_VALID, and
  * then *claims (if claims is not NULL) gets a new reference to the payload, or a rejection
  * reason. Safe to call from several threads at once on the same verifier.
+ *
+ * The verifier remembers the last accepted tokens (a bounded cache keyed by the exact header and
+ * payload bytes) so that it parses each one once; the signature and the claims are still checked
+ * on every call. So the payload object is shared with the cache and other callers: read it,
+ * release it, never change it.
  */
 int jwt_verify(const struct jwt_verifier *, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims);
