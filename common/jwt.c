@@ -48,7 +48,8 @@ struct jwt_verifier {
 	char			*v_audience;
 	long			 v_leeway;
 	size_t			 v_max_len;
-	struct jwt_cache_slot	 v_cache[JWT_CACHE_SLOTS];	/* direct-mapped */
+	struct jwt_cache_slot	*v_cache;	/* JWT_CACHE_SLOTS, direct-mapped; changed under
+						 * each slot's lock, also through a const verifier */
 };
 
 static const struct {
@@ -302,8 +303,11 @@ jwt_verifier_new(void)
 	struct jwt_verifier *v;
 	size_t i;
 
-	if ((v = calloc(1, sizeof(*v))) == NULL)
+	if ((v = calloc(1, sizeof(*v))) == NULL ||
+	    (v->v_cache = calloc(JWT_CACHE_SLOTS, sizeof(*v->v_cache))) == NULL) {
+		free(v);
 		return NULL;
+	}
 	v->v_leeway = JWT_DEFAULT_LEEWAY;
 	v->v_max_len = JWT_MAX_TOKEN;
 	for (i = 0; i < JWT_CACHE_SLOTS; i++)
@@ -334,6 +338,7 @@ jwt_verifier_free(struct jwt_verifier *v)
 		jwt_cache_clear(&v->v_cache[i]);
 		pthread_mutex_destroy(&v->v_cache[i].cs_lock);
 	}
+	free(v->v_cache);
 	for (i = 0; i < v->v_nkeys; i++)
 		jwt_key_free(v->v_keys[i]);
 	free(v->v_issuer);
@@ -588,9 +593,7 @@ jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
 	for (; i < n; i++)
 		h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
 	h ^= h >> 32;
-	/* The cache holds no pointer to a const verifier's memory it may not change: the slots
-	 * change under their own locks, which is what makes jwt_verify() safe from threads. */
-	return (struct jwt_cache_slot *)&v->v_cache[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
+	return &v->v_cache[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
 }
 
 /* The claims remembered for exactly these n bytes of signing input: a new reference, with *k
