@@ -38,7 +38,12 @@ struct jwt_cache_slot {
 	char			*cs_input;	/* header.payload as received; NULL: empty */
 	size_t			 cs_len;
 	const struct jwt_key	*cs_key;	/* owned by the verifier */
-	json_t			*cs_claims;	/* shared with callers, never changed */
+	json_t			*cs_claims;	/* the slot's own; callers get copies */
+};
+
+struct jwt_cache {
+	struct jwt_cache_slot	 c_slot[JWT_CACHE_SLOTS];	/* direct-mapped */
+	unsigned long		 c_hits;			/* atomic */
 };
 
 struct jwt_verifier {
@@ -48,8 +53,8 @@ struct jwt_verifier {
 	char			*v_audience;
 	long			 v_leeway;
 	size_t			 v_max_len;
-	struct jwt_cache_slot	*v_cache;	/* JWT_CACHE_SLOTS, direct-mapped; changed under
-						 * each slot's lock, also through a const verifier */
+	struct jwt_cache	*v_cache;	/* changed under each slot's lock, also
+						 * through a const verifier */
 };
 
 static const struct {
@@ -304,14 +309,14 @@ jwt_verifier_new(void)
 	size_t i;
 
 	if ((v = calloc(1, sizeof(*v))) == NULL ||
-	    (v->v_cache = calloc(JWT_CACHE_SLOTS, sizeof(*v->v_cache))) == NULL) {
+	    (v->v_cache = calloc(1, sizeof(*v->v_cache))) == NULL) {
 		free(v);
 		return NULL;
 	}
 	v->v_leeway = JWT_DEFAULT_LEEWAY;
 	v->v_max_len = JWT_MAX_TOKEN;
 	for (i = 0; i < JWT_CACHE_SLOTS; i++)
-		pthread_mutex_init(&v->v_cache[i].cs_lock, NULL);
+		pthread_mutex_init(&v->v_cache->c_slot[i].cs_lock, NULL);
 	return v;
 }
 
@@ -335,8 +340,8 @@ jwt_verifier_free(struct jwt_verifier *v)
 	if (v == NULL)
 		return;
 	for (i = 0; i < JWT_CACHE_SLOTS; i++) {
-		jwt_cache_clear(&v->v_cache[i]);
-		pthread_mutex_destroy(&v->v_cache[i].cs_lock);
+		jwt_cache_clear(&v->v_cache->c_slot[i]);
+		pthread_mutex_destroy(&v->v_cache->c_slot[i].cs_lock);
 	}
 	free(v->v_cache);
 	for (i = 0; i < v->v_nkeys; i++)
@@ -359,7 +364,7 @@ jwt_verifier_add_key(struct jwt_verifier *v, struct jwt_key *k)
 	v->v_keys[v->v_nkeys++] = k;
 	/* Another key can change which key a remembered header chooses. */
 	for (i = 0; i < JWT_CACHE_SLOTS; i++)
-		jwt_cache_clear(&v->v_cache[i]);
+		jwt_cache_clear(&v->v_cache->c_slot[i]);
 	return 0;
 }
 
@@ -373,6 +378,12 @@ const struct jwt_key *
 jwt_verifier_key(const struct jwt_verifier *v, size_t i)
 {
 	return i < v->v_nkeys ? v->v_keys[i] : NULL;
+}
+
+unsigned long
+jwt_verifier_cache_hits(const struct jwt_verifier *v)
+{
+	return __atomic_load_n(&v->v_cache->c_hits, __ATOMIC_RELAXED);
 }
 
 static int
@@ -593,11 +604,15 @@ jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
 	for (; i < n; i++)
 		h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
 	h ^= h >> 32;
-	return &v->v_cache[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
+	return &v->v_cache->c_slot[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
 }
 
-/* The claims remembered for exactly these n bytes of signing input: a new reference, with *k
- * set to the key the header chose; or NULL. */
+/*
+ * The claims remembered for exactly these n bytes of signing input: a new object of the
+ * caller's own, with *k set to the key the header chose; or NULL. The remembered object never
+ * leaves its slot's lock: a copy costs a fraction of parsing, and Jansson's reference counts are
+ * not made to be shared between threads (the count that frees lacks an acquire).
+ */
 static json_t *
 jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key **k)
 {
@@ -609,15 +624,17 @@ jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const stru
 	cs = jwt_cache_slot(v, in, n);
 	pthread_mutex_lock(&cs->cs_lock);
 	if (cs->cs_input != NULL && cs->cs_len == n && memcmp(cs->cs_input, in, n) == 0) {
-		*k = cs->cs_key;
-		claims = json_incref(cs->cs_claims);
+		if ((claims = json_deep_copy(cs->cs_claims)) != NULL)
+			*k = cs->cs_key;
 	}
 	pthread_mutex_unlock(&cs->cs_lock);
+	if (claims != NULL)
+		__atomic_add_fetch(&v->v_cache->c_hits, 1, __ATOMIC_RELAXED);
 	return claims;
 }
 
-/* Remembers an accepted token's signing input, key and claims (a new reference is taken),
- * replacing whatever had its slot. Out of memory, it simply remembers nothing. */
+/* Remembers an accepted token's signing input, key and a copy of its claims, replacing
+ * whatever had its slot. Out of memory, it simply remembers nothing. */
 static void
 jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key *k,
     json_t *claims)
@@ -625,8 +642,14 @@ jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const stru
 	struct jwt_cache_slot *cs;
 	char *copy;
 
+	json_t *mine;
+
 	if (n > JWT_CACHE_MAX_INPUT || (copy = malloc(n)) == NULL)
 		return;
+	if ((mine = json_deep_copy(claims)) == NULL) {
+		free(copy);
+		return;
+	}
 	memcpy(copy, in, n);
 	cs = jwt_cache_slot(v, in, n);
 	pthread_mutex_lock(&cs->cs_lock);
@@ -634,7 +657,7 @@ jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const stru
 	cs->cs_input = copy;
 	cs->cs_len = n;
 	cs->cs_key = k;
-	cs->cs_claims = json_incref(claims);
+	cs->cs_claims = mine;
 	pthread_mutex_unlock(&cs->cs_lock);
 }
 

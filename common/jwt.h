@@ -78,6 +78,8 @@ int jwt_verifier_add_key(struct jwt_verifier *, struct jwt_key *);
 /* The number of keys and the i-th one (owned by the verifier), for JWKS. */
 size_t jwt_verifier_nkeys(const struct jwt_verifier *);
 const struct jwt_key *jwt_verifier_key(const struct jwt_verifier *, size_t i);
+/* How many verifications found their token in the verifier's cache (see jwt_verify()). */
+unsigned long jwt_verifier_cache_hits(const struct jwt_verifier *);
 /* Requires "iss" to equal issuer / "aud" to be or contain audience (copied; NULL: no check).
  * Return 0 or -1. */
 int jwt_verifier_set_issuer(struct jwt_verifier *, const char *issuer);
@@ -93,8 +95,7 @@ void jwt_verifier_set_max_len(struct jwt_verifier *, size_t max);
  *
  * The verifier remembers the last accepted tokens (a bounded cache keyed by the exact header and
  * payload bytes) so that it parses each one once; the signature and the claims are still checked
- * on every call. So the payload object is shared with the cache and other callers: read it,
- * release it, never change it.
+ * on every call, and each caller gets a payload object of its own.
  */
 int jwt_verify(const struct jwt_verifier *, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims);

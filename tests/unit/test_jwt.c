@@ -900,22 +900,6 @@ reject_claims(void)
 
 /* ---- the verifier's cache of accepted tokens ---- */
 
-/* Verifies tok at now; returns the reason, with the claims object (borrowed, for identity
- * checks only) in *seen. */
-static enum jwt_reason
-verify_seen(const struct jwt_verifier *v, const char *tok, time_t now, json_t **seen)
-{
-	enum jwt_reason why;
-	json_t *c = NULL;
-
-	*seen = NULL;
-	if (jwt_verify(v, tok, strlen(tok), now, &why, &c) == -1)
-		return JWT_NREASONS;
-	*seen = c;
-	json_decref(c);		/* the cache keeps its own reference */
-	return why;
-}
-
 /* A remembered token saves only the parsing: its signature is checked and its claims are
  * judged (clock, issuer, audience) on every use, and a new key empties the cache. */
 static void
@@ -926,12 +910,22 @@ cache_checks_every_use(void)
 	char *tok = craft("{\"alg\":\"HS256\"}", "{\"exp\":1700000600,\"nbf\":1700000100}", k);
 	unsigned char zero[32] = { 0 };
 	char *forged = with_signature(tok, zero, sizeof(zero));
-	json_t *a, *b;
+	enum jwt_reason why;
+	json_t *a = NULL, *b = NULL;
 
 	jwt_verifier_set_leeway(v, 0);
-	CHECK_INT(verify_seen(v, tok, NOW + 200, &a), JWT_VALID);
-	CHECK_INT(verify_seen(v, tok, NOW + 300, &b), JWT_VALID);
-	CHECK(a != NULL && a == b);	/* the second time came from the cache */
+	CHECK_INT(verify_at(v, tok, NOW + 200), JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 0);
+	CHECK_INT(jwt_verify(v, tok, strlen(tok), NOW + 300, &why, &a), 0);
+	CHECK_INT(why, JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 1);	/* the second time came from the cache */
+	/* Each caller's claims are its own to change. */
+	json_object_set_new(a, "exp", json_integer(1));
+	CHECK_INT(jwt_verify(v, tok, strlen(tok), NOW + 300, &why, &b), 0);
+	CHECK_INT(why, JWT_VALID);
+	CHECK(a != b && json_integer_value(json_object_get(b, "exp")) == 1700000600);
+	json_decref(a);
+	json_decref(b);
 	/* The same header and payload under a wrong signature. */
 	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
 	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
@@ -942,8 +936,8 @@ cache_checks_every_use(void)
 	jwt_verifier_set_issuer(v, "iss");
 	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_WRONG_ISSUER);
 	jwt_verifier_set_issuer(v, NULL);
-	CHECK_INT(verify_seen(v, tok, NOW + 300, &b), JWT_VALID);
-	CHECK(a == b);
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 8);	/* every look after the first */
 	/* A second HS256 key makes a header without kid ambiguous: the cache must not answer. */
 	CHECK_INT(jwt_verifier_add_key(v, jwt_key_from_secret(
 	    "another-secret-another-secret-another", 37, NULL, 0)), 0);
@@ -1001,6 +995,7 @@ cache_threads(void)
 	for (i = 0; i < CACHE_THREADS; i++)
 		pthread_join(th[i], NULL);
 	CHECK_INT(run.bad, 0);
+	CHECK(jwt_verifier_cache_hits(v) > 0);
 	for (i = 0; i < CACHE_TOKENS; i++) {
 		free(toks[i]);
 		free(forged[i]);
