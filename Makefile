@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 PKGS    := libevent libevent_openssl libevent_pthreads openssl hiredis jansson
-PROGS   := session_server jwt_server balancer loadgen authctl
+PROGS   := session_server jwt_server balancer loadgen authctl relay
 PYTHON  ?= /usr/bin/python3
 # The per-program rules below are generated before `all:`; without this make would take the
 # first of them as the default goal and build one archive instead of the programs.

@@ -14,8 +14,8 @@ LIB_PROG=bench_servers.sh
 ROUNDS=3 DURATION=5 CONNS=50
 while [ $# -gt 0 ]; do
 	case $1 in
-	--rounds) ROUNDS=${2:-}; shift 2 ;;
-	--duration) DURATION=${2:-}; shift 2 ;;
+	--rounds) lib_optarg ROUNDS "$@"; shift 2 ;;
+	--duration) lib_optarg DURATION "$@"; shift 2 ;;
 	-h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_servers.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac

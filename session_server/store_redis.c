@@ -12,6 +12,11 @@
  *
  * Any failure (Redis down, a timeout, an error reply) is STORE_UNAVAILABLE: the caller answers
  * 503, never 401, so an outage does not log anyone out.
+ *
+ * Replication to the replicas is asynchronous, so a master that dies right after a login can
+ * take the new session with it. --redis-wait N:MS closes that window for logins: the session is
+ * confirmed only after WAIT says N replicas have it; fewer within MS and the login gets 503
+ * (the cookie is never sent, so the session nobody can name just expires).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -41,6 +46,8 @@ static const char store_redis_lookup_lua[] =
 struct store_redis {
 	struct store		 rs_store;
 	struct rconn_config	 rs_cfg;
+	int			 rs_wait_n;	/* replicas a new session waits for; 0: none */
+	int			 rs_wait_ms;
 	atomic_long		 rs_keys;	/* DBSIZE as last seen, -1 when unknown */
 };
 
@@ -57,6 +64,8 @@ struct store_redis_op {
 	void		*op_arg;
 	int64_t		 op_now;
 	uint64_t	 op_start;
+	int		 op_wait_n;	/* create: replicas still to wait for */
+	int		 op_wait_ms;
 };
 
 /* Ends op with res, counts it and frees op. */
@@ -81,6 +90,7 @@ store_redis_op_new(enum store_op which, store_cb cb, void *arg, int64_t now)
 	op->op_arg = arg;
 	op->op_now = now;
 	op->op_start = store_clock();
+	op->op_wait_n = op->op_wait_ms = 0;
 	return op;
 }
 
@@ -98,16 +108,44 @@ store_redis_failed(const char *what, redisReply *reply)
 }
 
 static void
-store_redis_create_done(struct rconn *rc, redisReply *reply, void *arg)
+store_redis_wait_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	store_redis_done(arg, store_redis_failed("create", reply) ? STORE_UNAVAILABLE : STORE_OK, NULL);
+	struct store_redis_op *op = arg;
+
+	if (store_redis_failed("wait", reply)) {
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_INTEGER || reply->integer < op->op_wait_n) {
+		log_warnx("redis wait: %lld of %d replicas had the new session after %d ms",
+		    reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL, op->op_wait_n,
+		    op->op_wait_ms);
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+		return;
+	}
+	store_redis_done(op, STORE_OK, NULL);
 }
 
 static void
-store_redis_create(struct store_conn *sc, const char *key, const struct session *sess, store_cb cb,
-    void *arg)
+store_redis_create_done(struct rconn *rc, redisReply *reply, void *arg)
+{
+	struct store_redis_op *op = arg;
+
+	if (store_redis_failed("create", reply))
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+	else if (op->op_wait_n == 0)
+		store_redis_done(op, STORE_OK, NULL);
+	else if (rconn_command(rc, store_redis_wait_done, op, "WAIT %d %d", op->op_wait_n,
+	    op->op_wait_ms) == -1)
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+}
+
+static void
+store_redis_create(struct store_conn *sc, const char *key, const struct session *sess,
+    store_cb cb, void *arg)
 {
 	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
+	struct store_redis *rs = (struct store_redis *)sc->sc_store;
 	const struct store_limits *lim = &sc->sc_store->st_limits;
 	int64_t ttl = lim->idle_ms < lim->absolute_ms ? lim->idle_ms : lim->absolute_ms;
 	struct store_redis_op *op;
@@ -116,6 +154,8 @@ store_redis_create(struct store_conn *sc, const char *key, const struct session 
 		cb(STORE_UNAVAILABLE, NULL, arg);
 		return;
 	}
+	op->op_wait_n = rs->rs_wait_n;
+	op->op_wait_ms = rs->rs_wait_ms;
 	if (rconn_command(rd->rd_rc, store_redis_create_done, op, "EVAL %s 1 sess:%s %s %lld %lld",
 	    store_redis_create_lua, key, sess->s_user, (long long)sess->s_created, (long long)ttl) == -1)
 		store_redis_done(op, STORE_UNAVAILABLE, NULL);
@@ -311,7 +351,8 @@ static const struct store_ops store_redis_ops = {
 };
 
 struct store *
-store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg)
+store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg,
+    int wait_replicas, int wait_ms)
 {
 	struct store_redis *rs;
 
@@ -320,6 +361,8 @@ store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg)
 	rs->rs_store.st_ops = &store_redis_ops;
 	rs->rs_store.st_limits = *lim;
 	rs->rs_cfg = *cfg;
+	rs->rs_wait_n = wait_replicas;
+	rs->rs_wait_ms = wait_ms;
 	atomic_store(&rs->rs_keys, -1L);
 	return &rs->rs_store;
 }
