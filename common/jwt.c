@@ -640,9 +640,8 @@ jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const stru
     json_t *claims)
 {
 	struct jwt_cache_slot *cs;
-	char *copy;
-
 	json_t *mine;
+	char *copy;
 
 	if (n > JWT_CACHE_MAX_INPUT || (copy = malloc(n)) == NULL)
 		return;

@@ -60,15 +60,29 @@ def find_cycle(graph):
     return None
 
 
+USAGE = """usage: scripts/check_structure.py [--dir FOLDER]
+  Fails (exit 1) on an include circle among the C modules of FOLDER (default: common/)."""
+
+
+def usage_error(msg):
+    print(f"check_structure.py: {msg}", file=sys.stderr)
+    return 2
+
+
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
-        print("usage: check_structure.py [FOLDER]   (default: common/)",
-              file=sys.stderr if argv[1:] != ["--help"] else sys.stdout)
-        return 0 if argv[1:] == ["--help"] else 2
-    folder = argv[1] if len(argv) == 2 else os.path.join(os.path.dirname(__file__), "..", "common")
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common")
+    args = argv[1:]
+    while args:
+        if args[0] in ("--help", "-h"):
+            print(USAGE)
+            return 0
+        if args[0] != "--dir":
+            return usage_error(f"unknown argument '{args[0]}' (see --help)")
+        if len(args) < 2 or not args[1]:
+            return usage_error("--dir needs a value (see --help)")
+        folder, args = args[1], args[2:]
     if not os.path.isdir(folder):
-        print(f"check_structure.py: {folder}: not a folder", file=sys.stderr)
-        return 2
+        return usage_error(f"--dir {folder}: not a folder")
     graph = module_graph(folder)
     cycle = find_cycle(graph)
     if cycle:

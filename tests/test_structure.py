@@ -12,8 +12,8 @@ COMMON = os.path.join(ROOT, "common")
 
 
 def check(folder):
-    return subprocess.run([sys.executable, SCRIPT, str(folder)], capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run([sys.executable, SCRIPT, "--dir", str(folder)], capture_output=True,
+                          text=True, timeout=30)
 
 
 def load_script():
