@@ -9,7 +9,6 @@ without and with --wait 1 (session_server --redis-wait 1) to see what WAIT buys 
 Prints a summary and, with --json FILE, writes the figures. Exit 0 when service came back
 within --max-recovery seconds (and, with --wait, no session was lost); 1 otherwise; 2 for bad
 flags. The cluster is always taken down."""
-import argparse
 import http.client
 import json
 import os
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import cli  # scripts/cli.py, next to this file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CLUSTER = os.path.join(ROOT, "scripts", "cluster.sh")
@@ -187,7 +188,7 @@ def drill(args, rundir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wait", type=int, default=0, metavar="N",
                     help="session_server --redis-wait N (default 0: no WAIT)")
     ap.add_argument("--wait-ms", type=int, default=500, metavar="MS", help="WAIT timeout (500)")

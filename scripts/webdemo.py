@@ -16,7 +16,6 @@ the clusters themselves are not affected).
 
 usage: webdemo.py --listen 127.0.0.1:PORT --public PORT --rundir DIR --cluster NAME=DIR...
 """
-import argparse
 import hmac
 import json
 import os
@@ -29,11 +28,14 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import cli  # scripts/cli.py, next to this file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER_SH = os.path.join(HERE, "cluster.sh")
 WEB = os.path.join(os.path.dirname(HERE), "web")
-# The page's columns, in order: name (also the path prefix) and what it shows.
-COLUMNS = ("memory", "sticky", "redis", "jwt")
+# The page's clusters, in order: name (also the path prefix). "revoke" (JWT with the deny-list)
+# is shown in the JWT column when its deny-list box is ticked.
+COLUMNS = ("memory", "sticky", "redis", "jwt", "revoke")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 STATIC = re.compile(r"^/([a-z0-9_-]{1,40}\.(html|js|css|png|svg))$")
@@ -230,16 +232,8 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = other
 
 
-class ArgParser(argparse.ArgumentParser):
-    """argparse with the project's bad-command-line convention: one line on stderr, exit 2."""
-
-    def error(self, message):
-        sys.stderr.write(f"webdemo.py: {message} (see --help)\n")
-        sys.exit(2)
-
-
 def main():
-    ap = ArgParser(description="The teaching page's static and control server.")
+    ap = cli.ArgParser(description="The teaching page's static and control server.")
     ap.add_argument("--listen", required=True, help="127.0.0.1:PORT (loopback only)")
     ap.add_argument("--public", required=True, type=int,
                     help="the front balancer's port: the only Host/Origin accepted")
