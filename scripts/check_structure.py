@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Checks that the modules of a C source folder (common/ by default) include one another
-without a circle. A module is a file stem: x.c, x.h and its private header x_private.h are
-module x. The graph comes from the
-'#include "..."' lines; an include circle means neither module can be read, tested or replaced
-without the other. Prints the first circle found and exits 1, else exits 0."""
+without a circle. A module is a file stem: x.c, x.h and its private header (x_private.h or
+x_int.h) are module x. The graph comes from the '#include "..."' lines; an include circle
+means neither module can be read, tested or replaced without the other. Prints the first
+circle found and exits 1, else exits 0."""
 import os
 import re
 import sys
@@ -11,9 +11,16 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
+PRIVATE_SUFFIXES = ("_private", "_int")
+
+
 def module_of(filename):
+    """The module a file belongs to: its stem, less a private header's suffix."""
     stem = os.path.splitext(os.path.basename(filename))[0]
-    return stem[:-len("_private")] if stem.endswith("_private") else stem
+    for suffix in PRIVATE_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[:-len(suffix)]
+    return stem
 
 
 def module_graph(folder):

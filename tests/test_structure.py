@@ -57,7 +57,8 @@ def test_check_fails_on_crafted_circles(tmp_path):
     fine.mkdir()
     write_tree(fine, {"top.c": ["top.h", "left.h", "right.h"], "left.c": ["base.h"],
                       "right.c": ["base.h", "right_private.h"], "right_private.h": ["right.h"],
-                      "base.h": [], "top.h": ["missing_elsewhere.h"]})
+                      "base.h": [], "top.h": ["missing_elsewhere.h", "top_int.h"],
+                      "top_int.h": ["top.h"], "top_part.c": ["top_int.h"]})
     r = check(fine)
     assert r.returncode == 0, r.stdout
 
