@@ -92,6 +92,7 @@ def joined_lines(text):
 def requests(text, path=None):
     """[(curl line, server, status, detail)] in order, optionally only for one path."""
     out, pending = [], None
+    text = re.sub(r"  \[Enter: [^\]]*\] ", "", text)    # --step's prompts end without a newline
     for line in joined_lines(text):
         m = REQ.match(line)
         if m:
@@ -253,6 +254,25 @@ def test_narrow_and_wide_terminals(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert max(len(line) for line in r.stdout.splitlines()) <= cols
         assert len(requests(r.stdout, "/profile")) == 6
+    assert leftovers(tmp_path) == []
+
+
+def test_show_http_and_a_pause_per_request(tmp_path):
+    """--show-http: under each request the headers that carry the credential and the answer;
+    --step-requests: Enter after every request."""
+    need("ours")
+    r = run_demo(tmp_path, "--lesson", "1", "--show-http", "--step-requests", input="\n" * 40,
+                 COLUMNS="80")
+    assert r.returncode == 0, r.stdout + r.stderr
+    reqs = requests(r.stdout)
+    assert len(reqs) == 7
+    assert r.stdout.count("[Enter: next request]") == 7
+    assert len(re.findall(r"^      > Cookie: sid=[\w-]+$", r.stdout, re.M)) == 6
+    served = re.findall(r"^      < X-Served-By: (app\d)$", r.stdout, re.M)
+    assert served == [x[1] for x in reqs]
+    # The hops' 401s delete the cookie: the lesson's cascade, visible in the raw view.
+    assert len(re.findall(r"^      < Set-Cookie: sid=; .*Max-Age=0", r.stdout, re.M)) == 4
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
     assert leftovers(tmp_path) == []
 
 
