@@ -10,7 +10,7 @@ set -euo pipefail
 LIB_PROG=cluster.sh # read by lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke session-redis-ha jwt-revoke-ha"
+VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke session-redis-ha jwt-revoke-ha jwt-refresh"
 # Demo users, their roles and passwords. The passwords are for the classroom and the tests only.
 DEMO_USERS="alice bob carol"
 declare -A U_NAME=([alice]="Alice Liddell" [bob]="Bob Baker" [carol]="Carol Cooper")
@@ -39,6 +39,7 @@ Variants: $VARIANTS
   jwt-hs256-revoke  jwt-hs256 plus a Redis deny-list consulted on every request
   session-redis-ha  session-redis on Redis Sentinel: a master, two replicas, three sentinels
   jwt-revoke-ha     jwt-hs256-revoke on the same Sentinel-managed Redis
+  jwt-refresh       jwt-hs256-revoke with 60 s access tokens and rotating refresh tokens
 
 up starts N instances (default 3) named app1..appN on free loopback ports, the balancer on
 --port (default: a free port) over HTTPS, and redis-server when the variant needs it. The run
@@ -217,6 +218,11 @@ cluster_server_argv() {
 			--revocation "$REDIS_URL" --redis-password-file "$REDIS_PASSWORD_FILE") ;;
 	jwt-es256)
 		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --key "$KEYFILE") ;;
+	# Refresh tokens (POST /refresh, reuse detection): short access tokens, long logins.
+	jwt-refresh)
+		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --secret-file "$KEYFILE"
+			--revocation "$REDIS_URL" --redis-password-file "$REDIS_PASSWORD_FILE"
+			--ttl 60 --refresh-ttl 86400) ;;
 	esac
 	# Extra flags for every instance, e.g. CLUSTER_SERVER_ARGS="--idle-timeout 60".
 	if [ -n "${CLUSTER_SERVER_ARGS:-}" ]; then
@@ -501,14 +507,14 @@ cmd_up() {
 	cluster_users
 	KEYFILE='' REDIS_URL='' REDIS_PASSWORD_FILE=''
 	case $VARIANT in
-	jwt-hs256 | jwt-hs256-revoke | jwt-revoke-ha) KEYFILE=$RUNDIR/keys/hs256.key
+	jwt-hs256 | jwt-hs256-revoke | jwt-revoke-ha | jwt-refresh) KEYFILE=$RUNDIR/keys/hs256.key
 		"$AUTH_BIN/authctl" keygen hs256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen hs256 failed"; } ;;
 	jwt-es256) KEYFILE=$RUNDIR/keys/es256.pem
 		"$AUTH_BIN/authctl" keygen es256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen es256 failed"; } ;;
 	esac
-	case $VARIANT in session-redis | jwt-hs256-revoke | *-ha) cluster_redis ;; esac
+	case $VARIANT in session-redis | jwt-hs256-revoke | *-ha | jwt-refresh) cluster_redis ;; esac
 
 	cluster_server_argv
 	for i in $(seq 1 "$INSTANCES"); do
