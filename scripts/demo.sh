@@ -1076,6 +1076,8 @@ if [ "$SERVE" = 1 ]; then
 	printf '\n%sServing%s (Ctrl-C stops everything):\n' "$C_BOLD" "$C_OFF"
 	mkdir -p "$DEMO_DIR"
 	: >"$DEMO_DIR/serve.env"
+	# Those not up yet start side by side.
+	demo_prestart "$V_MEMORY" "$V_STICKY" "$V_REDIS" "$V_JWT" "$V_REFRESH"
 	for v in "$V_MEMORY" "$V_STICKY" "$V_REDIS" "$V_JWT" "$V_REFRESH"; do
 		demo_cluster "$v" >/dev/null
 		printf '%s=%s\n' "$(echo "$v" | tr 'a-z-' 'A-Z_')_DIR" "$DEMO_DIR/$v" >>"$DEMO_DIR/serve.env"

@@ -417,7 +417,7 @@ def test_serve_keeps_clusters_until_stopped(tmp_path):
     p = subprocess.Popen([SCRIPT, "--lesson", "4", "--serve"], env=env_for(tmp_path),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     serve = tmp_path / "serve.env"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300
     while not (serve.exists() and "MEMORY" in serve.read_text() and "REFRESH" in serve.read_text()) \
             and time.monotonic() < deadline:
         assert p.poll() is None, p.communicate()
