@@ -59,7 +59,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps build test demo bench clean fuzz fuzz-build hardening test-web
+.PHONY: all deps build test demo bench clean fuzz fuzz-build hardening test-web screenshot
 all: deps build
 build: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BIN)
 
@@ -118,11 +118,17 @@ test: deps build
 	$(Q)AUTH_BIN=$(abspath $(BIN)) AUTH_UNIT=$(abspath $(BUILD)/tests) SANITIZER=$(SANITIZER) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
-# Drives the teaching page in headless Chromium (Debian's chromium, playwright-core from npm).
+# Drives the teaching page in headless Chromium (Debian's chromium, playwright-core from npm);
+# its screenshot goes to build/web/screenshot.png. `make screenshot` does the same and replaces
+# the README's picture, web/screenshot.png, on purpose (then commit it).
 test-web: deps build
 	$(Q)scripts/deps.sh web
 	$(Q)cd tests/web && npm ci --no-audit --no-fund --loglevel=error
 	$(Q)AUTH_BIN=$(abspath $(BIN)) node tests/web/test_page.mjs
+
+screenshot: test-web
+	$(Q)cp build/web/screenshot.png web/screenshot.png
+	$(Q)echo "web/screenshot.png updated: look at it, then commit it with the change it shows"
 
 demo: deps build
 	$(Q)AUTH_BIN=$(abspath $(BIN)) scripts/demo.sh $(DEMO_ARGS)
