@@ -162,8 +162,11 @@ struct bufferevent *tls_bev_new(struct event_base *base, int fd, SSL_CTX *ctx);
 
 /* ---- Admin listener (admin.c) ---- */
 
-/* Serves GET /status and GET /metrics on addr with base. Returns 0 or -1 (logged). */
-int admin_start(struct event_base *base, const char *addr);
+/* The admin listener's socket on addr, or -1 (logged); bound before the proxy's, so that the
+ * admin answers as soon as the proxy does. */
+int admin_listen(const char *addr);
+/* Serves GET /status and GET /metrics on fd (taken) with base. Returns 0 or -1 (logged). */
+int admin_start(struct event_base *base, int fd);
 void admin_stop(void);
 
 #endif

@@ -105,26 +105,26 @@ http_serve(const struct http_config *cfg, const struct http_app *app)
 	snprintf(srv.hs_idprefix, sizeof(srv.hs_idprefix), "%02x%02x%02x%02x", rnd[0], rnd[1],
 	    rnd[2], rnd[3]);
 
-	if ((srv.hs_users = users_load(cfg->users_path, err, sizeof(err))) == NULL) {
+	/* Start-up errors are fatal (log.h): the line says so, not "warning". */
+	if ((srv.hs_users = users_load(cfg->users_path, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (users_mixed_costs(srv.hs_users, cfg->users_path, err, sizeof(err)))
 		log_warnx("%s", err);
-		return 1;
-	}
 	/* One socket for all threads: a second process on this address fails here. */
-	if ((lfd = sock_listen(cfg->host, cfg->port)) == -1) {
-		log_warn("cannot listen on %s:%u", cfg->host, cfg->port);
-		goto done;
-	}
+	if ((lfd = sock_listen(cfg->host, cfg->port)) == -1)
+		fatal("cannot listen on %s:%u", cfg->host, cfg->port);
+	/* Only this thread takes the stop signals; the loop and worker threads
+	 * inherit the mask (a worker that did not would die of a SIGTERM sent before sigwait). */
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	if ((srv.hs_pool = pool_new(cfg->workers)) == NULL ||
 	    (srv.hs_threads = calloc((size_t)cfg->threads, sizeof(*srv.hs_threads))) == NULL ||
 	    (tids = calloc((size_t)cfg->threads, sizeof(*tids))) == NULL) {
 		log_warnx("cannot start the worker threads");
 		goto done;
 	}
-	/* Only this thread takes the stop signals; the loop threads inherit the mask. */
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGTERM);
-	sigaddset(&stopset, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	for (ready = 0; ready < cfg->threads; ready++) {
 		srv.hs_threads[ready].index = ready;
 		if (http_thread_setup(&srv, &srv.hs_threads[ready], lfd) == -1) {
