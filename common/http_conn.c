@@ -378,12 +378,12 @@ conn_process(struct http_conn *c)
 }
 
 void
-conn_reply(struct http_conn *c, int status, const char *content_type, struct evbuffer *body)
+conn_reply(struct http_conn *c, int status, const char *content_type, const char *body,
+    size_t blen)
 {
 	struct http_req *r = &c->c_req;
 	const struct http_config *cfg = c->c_thr->srv->hs_cfg;
 	char line[128];
-	size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
 	int n;
 
 	c->c_busy = 0;
@@ -415,7 +415,7 @@ conn_reply(struct http_conn *c, int status, const char *content_type, struct evb
 	n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n", blen);
 	evbuffer_add(c->c_tx, line, (size_t)n);
 	if (body != NULL && r->method != HTTP_HEAD)
-		evbuffer_add_buffer(c->c_tx, body);
+		evbuffer_add(c->c_tx, body, blen);
 	r->target = NULL;
 	if (!c->c_keepalive || c->c_state != CONN_HEAD) {
 		c->c_state = CONN_FLUSH;
