@@ -24,7 +24,8 @@
 #include "log.h"
 #include "status.h"
 
-#define CONN_INPUT_MAX	(HTTP_MAX_HEADERS + HTTP_MAX_BODY + 4096)	/* read no further ahead */
+/* Read no further ahead than a whole request. */
+#define CONN_INPUT_MAX	(HTTP_MAX_HEADERS + HTTP_MAX_BODY + 4096)
 #define CONN_LINGER_MS	1000
 #define CONN_PULL	4096		/* chunked bodies are decoded this much at a time */
 
@@ -475,7 +476,8 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	switch (c->c_state) {
 	case CONN_HEAD:
 		if (evbuffer_get_length(bufferevent_get_input(c->c_bev)) == 0) {
-			conn_close(c, "idle");	/* no request begun: nobody waits for an answer */
+			/* No request begun: nobody waits for an answer. */
+			conn_close(c, "idle");
 			return;
 		}
 		c->c_running = 1;
