@@ -162,8 +162,9 @@ admin_listen(const char *addr)
 		log_warnx("--admin %s: not HOST:PORT", addr);
 		return -1;
 	}
+	/* Only at start-up: a port we cannot have is fatal, and the line says so. */
 	if ((fd = sock_listen(host, port)) == -1)
-		log_warn("--admin: cannot listen on %s", addr);
+		fatal("--admin: cannot listen on %s", addr);
 	return fd;
 }
 

@@ -28,6 +28,7 @@ struct ssl_ctx_st;
 enum lg_flow {
 	FLOW_SESSION,		/* log in, then present the cookies the server set */
 	FLOW_JWT,		/* log in, then present the access token as a Bearer header */
+	FLOW_REFRESH,		/* FLOW_JWT, and POST /refresh before the access token expires */
 	FLOW_NONE		/* no login: a plain GET loop, for comparing with wrk */
 };
 

@@ -12,7 +12,8 @@
 static const char *
 report_flow(enum lg_flow f)
 {
-	return f == FLOW_SESSION ? "session" : f == FLOW_JWT ? "jwt" : "none";
+	return f == FLOW_SESSION ? "session" : f == FLOW_JWT ? "jwt" : f == FLOW_REFRESH ?
+	    "refresh" : "none";
 }
 
 static double
