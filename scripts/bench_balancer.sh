@@ -5,7 +5,8 @@
 # Usage: scripts/bench_balancer.sh [--tls] [BALANCER_BINARY]
 # --tls: clients speak HTTPS (TLS 1.3, keep-alive) to every proxy, which terminates it; the
 # proxies and backends are pinned to CPU 0 and wrk -t1 to CPU 1, and a syscalls-per-request
-# column comes from `strace -c` in one extra short run per proxy.
+# column comes from `strace -c` in one extra short run per proxy. CPU us/req: the proxy's
+# user+system time (/proc) over all rounds divided by the requests it served.
 # Environment: DURATION (seconds per round; 10, or 4 with --tls), ROUNDS (interleaved rounds,
 # medians shown; 1, or 3 with --tls), CONNS (50), WRK_THREADS (2, or 1 with --tls), LB_THREADS
 # (balancer threads for an extra row; 2, or 0 with --tls; 0 skips it), PIN (pin as above: 0 or
@@ -14,7 +15,7 @@
 set -eu
 TLS=0
 case ${1:-} in
--h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 --tls) TLS=1; shift ;;
 -*) echo "bench_balancer.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 esac
@@ -169,7 +170,12 @@ title_of() {
 pid_of() {
 	case $1 in
 	balancer) echo $LBPID ;; haproxy) echo $HPID ;; nginx) pgrep -P $NPID | head -1 ;;
+	*) echo "" ;;
 	esac
+}
+# CPU time (user + system) the process has used so far, in clock ticks.
+ticks() {
+	[ -n "$1" ] && awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 # Latency from wrk ("812.00us", "3.41ms", "1.02s") in milliseconds.
 ms() {
@@ -199,7 +205,10 @@ fi
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	for l in $LABELS; do
+		t0=$(ticks "$(pid_of $l)")
 		wrk_run $l "$DURATION" "$T/wrk.out"
+		echo "$(($(ticks "$(pid_of $l)") - t0)) $(awk '/requests in/ {print $1}' "$T/wrk.out")" \
+		    >> "$T/$l.cpu"
 		awk '/^Requests\/sec/ {print $2}' "$T/wrk.out" >> "$T/$l.rps"
 		ms "$(awk '$1 == "50%" {print $2}' "$T/wrk.out")" >> "$T/$l.p50"
 		ms "$(awk '$1 == "99%" {print $2}' "$T/wrk.out")" >> "$T/$l.p99"
@@ -225,11 +234,18 @@ if [ "$STRACE" = 1 ]; then
 		    awk '{ printf "%s %s  ", $1, $2 }' > "$T/$l.mix"
 	done
 fi
-printf '%-22s %12s %9s %9s %12s\n' proxy "requests/s" "p50 ms" "p99 ms" "syscalls/req"
+# CPU per request over all rounds: the proxy's own time, which a busy machine disturbs less
+# than requests/s.
+cpu_us() {
+	awk -v hz="$(getconf CLK_TCK)" '{ t += $1; n += $2 }
+	    END { if (n > 0 && t > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }' "$1"
+}
+printf '%-22s %12s %9s %9s %12s %12s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU us/req" \
+    "syscalls/req"
 for l in $LABELS; do
-	printf '%-22s %12s %9s %9s %12s  %s\n' "$(title_of $l)" "$(median "$T/$l.rps")" \
-	    "$(median "$T/$l.p50")" "$(median "$T/$l.p99")" "$(cat "$T/$l.sys" 2>/dev/null || echo -)" \
-	    "$(cat "$T/$l.errs")"
+	printf '%-22s %12s %9s %9s %12s %12s  %s\n' "$(title_of $l)" "$(median "$T/$l.rps")" \
+	    "$(median "$T/$l.p50")" "$(median "$T/$l.p99")" "$(cpu_us "$T/$l.cpu")" \
+	    "$(cat "$T/$l.sys" 2>/dev/null || echo -)" "$(cat "$T/$l.errs")"
 done
 if [ "$STRACE" = 1 ]; then
 	echo "syscalls per request (strace -c -f, one run of 2 s):"
