@@ -4,8 +4,11 @@
 
 PKG_CONFIG ?= pkg-config
 PKGS    := libevent libevent_openssl libevent_pthreads openssl hiredis jansson
-PROGS   := session_server jwt_server balancer loadgen authctl
+PROGS   := session_server jwt_server balancer loadgen authctl relay
 PYTHON  ?= /usr/bin/python3
+# The per-program rules below are generated before `all:`; without this make would take the
+# first of them as the default goal and build one archive instead of the programs.
+.DEFAULT_GOAL := all
 
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wno-unused-parameter

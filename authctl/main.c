@@ -1,6 +1,6 @@
 /* authctl: the administration tool. Adds users to the users file and prints password hashes
- * here; token and keygen live in token.c. Passwords come from standard input or a terminal
- * prompt, never from argv, where any local user could read them with ps. */
+ * here; token lives in token.c, keygen in keygen.c. Passwords come from standard input or a
+ * terminal prompt, never from argv, where any local user could read them with ps. */
 #include "authctl.h"
 #include "body.h"
 #include "cli.h"
@@ -392,8 +392,8 @@ main(int argc, char **argv)
 	} cmds[] = {
 		{ "useradd", authctl_useradd },
 		{ "hash", authctl_hash },
-		{ "token", authctl_token },
-		{ "keygen", authctl_keygen },
+		{ "token", token_run },
+		{ "keygen", keygen_run },
 	};
 	size_t i;
 

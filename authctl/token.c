@@ -1,18 +1,13 @@
 /*
- * authctl token and authctl keygen: look inside a JWT (decode, which verifies nothing), check
- * one with a key (verify, which gives the exact reason for a rejection), and make the key files
- * jwt_server reads (an HS256 secret, or a PEM key pair).
+ * authctl token: look inside a JWT (decode, which verifies nothing), check one with a key
+ * (verify, which says why a token was refused in words for the person at the terminal), and
+ * mint one offline with a key file (sign, with the claims jwt_server puts in its tokens).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "authctl.h"
@@ -21,26 +16,32 @@
 #include "jwt.h"
 
 #define TOKEN_MAX_KEYS	8
-#define SECRET_BYTES	32
+#define TOKEN_TTL	900		/* jwt_server's default --ttl */
+#define TOKEN_MAX_TTL	(7L * 86400)	/* and its largest */
+#define TOKEN_JTI_BYTES	16
 
 static const char token_usage[] =
     "usage: authctl token decode TOKEN|-\n"
     "       authctl token verify (--key FILE | --secret-file FILE)... [--issuer NAME]\n"
     "                            [--audience NAME] [--leeway SECONDS] TOKEN|-\n"
-    "                            (issuer and audience default to " JWT_DEFAULT_ISSUER ")\n"
+    "       authctl token sign (--key FILE | --secret-file FILE) --sub USERNAME [--name N]\n"
+    "                          [--role R] [--ttl SECONDS] [--issuer NAME] [--audience NAME]\n"
+    "                          [--kid ID]\n"
     "  decode   prints header, payload (times also as dates) and the signature's size;\n"
     "           it verifies nothing\n"
     "  verify   prints \"valid\" and the claims (exit 0), or \"invalid: <reason>\" (exit 1)\n"
-    "  --key FILE          PEM public or private key, JWK, or HS256 secret (repeatable)\n"
+    "  sign     prints a new token with jwt_server's claims (sub, name, role, iss, aud, iat,\n"
+    "           exp, jti); a jwt_server holding the same key accepts it\n"
+    "  --key FILE          PEM public or private key, JWK, or HS256 secret (verify: repeatable;\n"
+    "                      sign: a private key or a secret)\n"
     "  --secret-file FILE  HS256 secret\n"
-    "  TOKEN    the token, or - to read it from standard input\n";
-
-static const char keygen_usage[] =
-    "usage: authctl keygen hs256|rsa|es256|ed25519 --out FILE [--bits N]\n"
-    "  hs256    FILE gets a random secret (32 bytes, base64url), mode 0600\n"
-    "  rsa, es256, ed25519\n"
-    "           FILE gets the PEM private key (mode 0600), FILE.pub the public key\n"
-    "  --bits N RSA modulus size (2048 to 8192, default 3072)\n";
+    "  --issuer, --audience NAME\n"
+    "                      iss and aud to require or to write (default " JWT_DEFAULT_ISSUER ",\n"
+    "                      as jwt_server)\n"
+    "  --ttl SECONDS       sign: lifetime, exp - iat (default 900, at most 7 days)\n"
+    "  --kid ID            sign: the header's kid instead of the key's own id\n"
+    "  TOKEN    the token, or - to read it from standard input\n"
+    "Keys and secrets come only from files, never from the command line.\n";
 
 /* Reads the token from arg, or from standard input for "-". Returns a malloc'd string the
  * caller frees, or NULL (message printed). */
@@ -125,6 +126,86 @@ token_decode(const char *arg)
 	return rc;
 }
 
+/* Loads --key FILE (any format) or --secret-file FILE (a secret only). Returns a new key the
+ * caller frees; a file that is not a key ends the program with exit 2. */
+static struct jwt_key *
+token_load_key(int is_secret, const char *path)
+{
+	struct jwt_key *k;
+	char err[512];
+
+	k = is_secret ? jwt_key_load_secret(path, err, sizeof(err)) :
+	    jwt_key_load(path, err, sizeof(err));
+	if (k == NULL)
+		cli_bad("%s", err);
+	return k;
+}
+
+/* Prints the given keys' ids, comma-separated. */
+static void
+token_print_kids(const struct jwt_verifier *v)
+{
+	size_t i;
+
+	for (i = 0; i < jwt_verifier_nkeys(v); i++)
+		printf("%s%s", i ? ", " : "", jwt_key_kid(jwt_verifier_key(v, i)));
+}
+
+/*
+ * Prints "invalid: <code>: <sentence>" for a refused token. The reasons about keys are said in
+ * the words of this command's user, who gave the keys: whether these keys signed the token,
+ * and the key ids and algorithms on both sides, so a wrong key file is plain to see.
+ */
+static void
+token_explain(const struct jwt_verifier *v, const char *tok, enum jwt_reason why)
+{
+	json_t *hdr = NULL, *pay = NULL;
+	unsigned char *sig = NULL;
+	const char *kid = NULL, *alg = NULL;
+	enum jwt_reason ignored;
+	size_t siglen, n = jwt_verifier_nkeys(v);
+
+	if (jwt_decode(tok, strlen(tok), &hdr, &pay, &sig, &siglen, &ignored) == 0) {
+		kid = json_string_value(json_object_get(hdr, "kid"));
+		alg = json_string_value(json_object_get(hdr, "alg"));
+	}
+	printf("invalid: %s: ", jwt_reason_code(why));
+	switch (why) {
+	case JWT_UNKNOWN_KEY:
+		printf("the given key%s did not sign this token: ", n > 1 ? "s" : "");
+		if (kid != NULL)
+			printf("it names key id %s, ", kid);
+		else
+			printf("it names no key id and more than one given key could check it, ");
+		printf("the given key%s %s ", n > 1 ? "s'" : "'s", n > 1 ? "ids are" : "id is");
+		token_print_kids(v);
+		printf("\n");
+		break;
+	case JWT_BAD_SIGNATURE:
+		printf("the signature does not match: the given key did not sign this token, or the "
+		    "token was changed after signing\n");
+		break;
+	case JWT_ALG_NOT_ALLOWED:
+		printf("the given key%s cannot have signed this token: it says alg %s, the given "
+		    "key%s %s\n", n > 1 ? "s" : "", alg != NULL ? alg : "(not a string)",
+		    n > 1 ? "s are for" : " is for",
+		    jwt_alg_name(jwt_key_alg(jwt_verifier_key(v, 0))));
+		break;
+	case JWT_UNSUPPORTED_HEADER:
+		printf("the header asks for an extension (crit) or a type (typ) this command does "
+		    "not support\n");
+		break;
+	default:
+		printf("%s\n", jwt_reason_text(why));
+		if (why == JWT_WRONG_AUDIENCE || why == JWT_WRONG_ISSUER)
+			printf("(give the expected value with --audience / --issuer)\n");
+		break;
+	}
+	json_decref(hdr);
+	json_decref(pay);
+	free(sig);
+}
+
 static int
 token_verify(int argc, char **argv)
 {
@@ -141,7 +222,7 @@ token_verify(int argc, char **argv)
 	struct jwt_key *k;
 	enum jwt_reason why;
 	json_t *claims = NULL;
-	char err[512], *tok = NULL, *text;
+	char *tok = NULL, *text;
 	int c, nkeys = 0, rc = 1;
 
 	if ((v = jwt_verifier_new()) == NULL)
@@ -153,10 +234,7 @@ token_verify(int argc, char **argv)
 		switch (c) {
 		case OPT_KEY:
 		case OPT_SECRET:
-			k = c == OPT_KEY ? jwt_key_load(optarg, err, sizeof(err)) :
-			    jwt_key_load_secret(optarg, err, sizeof(err));
-			if (k == NULL)
-				cli_bad("%s", err);
+			k = token_load_key(c == OPT_SECRET, optarg);
 			if (nkeys == TOKEN_MAX_KEYS || jwt_verifier_add_key(v, k) == -1)
 				cli_bad("%s: the same key twice, or too many keys", optarg);
 			nkeys++;
@@ -183,9 +261,7 @@ token_verify(int argc, char **argv)
 		goto done;
 	}
 	if (why != JWT_VALID) {
-		printf("invalid: %s: %s\n", jwt_reason_code(why), jwt_reason_text(why));
-		if (why == JWT_WRONG_AUDIENCE || why == JWT_WRONG_ISSUER)
-			printf("(give the expected value with --audience / --issuer)\n");
+		token_explain(v, tok, why);
 		goto done;
 	}
 	text = json_dumps(claims, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -199,12 +275,125 @@ done:
 	return rc;
 }
 
+/* The claims jwt_server writes at login (main.c), so that a server holding the same key takes
+ * the token as one of its own. Returns a new reference, or NULL. */
+static json_t *
+token_claims(const char *sub, const char *name, const char *role, const char *iss,
+    const char *aud, long ttl)
+{
+	unsigned char rnd[TOKEN_JTI_BYTES];
+	char jti[32];
+	time_t now = time(NULL);
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return NULL;
+	base64_encode(BASE64_URL, rnd, sizeof(rnd), jti);
+	/* s* leaves out name and role when not given. */
+	return json_pack("{s:s, s:s*, s:s*, s:s, s:s, s:I, s:I, s:s}", "sub", sub, "name", name,
+	    "role", role, "iss", iss, "aud", aud, "iat", (json_int_t)now,
+	    "exp", (json_int_t)(now + ttl), "jti", jti);
+}
+
+/* Returns the flag's value when it is 1 to 256 bytes long, or ends the program with exit 2. */
+static const char *
+token_text_flag(const char *flag, const char *s)
+{
+	if (*s == '\0' || strlen(s) > 256)
+		cli_bad("%s: 1 to 256 bytes", flag);
+	return s;
+}
+
+static int
+token_sign(int argc, char **argv)
+{
+	enum { OPT_KEY = 1, OPT_SECRET, OPT_SUB, OPT_NAME, OPT_ROLE, OPT_ISSUER, OPT_AUDIENCE,
+	    OPT_TTL, OPT_KID };
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "secret-file", required_argument, NULL, OPT_SECRET },
+		{ "sub", required_argument, NULL, OPT_SUB },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "role", required_argument, NULL, OPT_ROLE },
+		{ "issuer", required_argument, NULL, OPT_ISSUER },
+		{ "audience", required_argument, NULL, OPT_AUDIENCE },
+		{ "ttl", required_argument, NULL, OPT_TTL },
+		{ "kid", required_argument, NULL, OPT_KID },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = NULL, *sub = NULL, *name = NULL, *role = NULL, *kid = NULL;
+	const char *iss = JWT_DEFAULT_ISSUER, *aud = JWT_DEFAULT_ISSUER;
+	struct jwt_key *k;
+	json_t *claims;
+	char *tok = NULL;
+	long ttl = TOKEN_TTL;
+	int c, is_secret = 0;
+
+	while ((c = cli_next(argc, argv, opts)) != -1) {
+		switch (c) {
+		case OPT_KEY:
+		case OPT_SECRET:
+			if (path != NULL)
+				cli_bad("sign takes one key");
+			path = optarg;
+			is_secret = c == OPT_SECRET;
+			break;
+		case OPT_SUB:
+			sub = token_text_flag("--sub", optarg);
+			break;
+		case OPT_NAME:
+			name = token_text_flag("--name", optarg);
+			break;
+		case OPT_ROLE:
+			role = token_text_flag("--role", optarg);
+			break;
+		case OPT_ISSUER:
+			iss = token_text_flag("--issuer", optarg);
+			break;
+		case OPT_AUDIENCE:
+			aud = token_text_flag("--audience", optarg);
+			break;
+		case OPT_TTL:
+			ttl = cli_num("--ttl", optarg, 1, TOKEN_MAX_TTL);
+			break;
+		case OPT_KID:
+			kid = optarg;
+			break;
+		}
+	}
+	if (path == NULL)
+		cli_bad("sign needs --key FILE or --secret-file FILE");
+	if (sub == NULL)
+		cli_bad("sign needs --sub USERNAME");
+	if (optind != argc)
+		cli_bad("unexpected argument '%s'", argv[optind]);
+	k = token_load_key(is_secret, path);
+	if (kid != NULL && jwt_key_set_kid(k, kid) == -1)
+		cli_bad("--kid: 1 to %d bytes", JWT_KID_MAX);
+	if (!jwt_key_can_sign(k)) {
+		fprintf(stderr, "%s: %s is a public key: it can verify tokens, not sign them\n",
+		    cli_prog, path);
+		jwt_key_free(k);
+		return 1;
+	}
+	if ((claims = token_claims(sub, name, role, iss, aud, ttl)) != NULL)
+		tok = jwt_sign(k, claims);
+	json_decref(claims);
+	jwt_key_free(k);
+	if (tok == NULL) {
+		fprintf(stderr, "%s: cannot sign the token\n", cli_prog);
+		return 1;
+	}
+	printf("%s\n", tok);
+	free(tok);
+	return fflush(stdout) == EOF ? 1 : 0;
+}
+
 int
-authctl_token(int argc, char **argv)
+token_run(int argc, char **argv)
 {
 	cli_init("authctl token", token_usage);
 	if (argc < 2)
-		cli_bad("missing decode or verify");
+		cli_bad("missing decode, verify or sign");
 	if (strcmp(argv[1], "--help") == 0) {
 		fputs(token_usage, stdout);
 		return 0;
@@ -216,140 +405,7 @@ authctl_token(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "verify") == 0)
 		return token_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sign") == 0)
+		return token_sign(argc - 1, argv + 1);
 	cli_bad("unknown token command '%s'", argv[1]);
-}
-
-/* ---- keygen ---- */
-
-/* Creates path (it must not exist) with mode and writes len bytes. Returns 0, or -1 (message
- * printed; a partial file is removed). */
-static int
-keygen_write(const char *path, mode_t mode, const void *data, size_t len)
-{
-	int fd;
-
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) == -1) {
-		fprintf(stderr, "%s: cannot create %s: %s\n", cli_prog, path, strerror(errno));
-		return -1;
-	}
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) == -1 || close(fd) == -1) {
-		fprintf(stderr, "%s: cannot write %s: %s\n", cli_prog, path, strerror(errno));
-		unlink(path);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-keygen_secret(const char *out)
-{
-	unsigned char rnd[SECRET_BYTES];
-	char text[64];
-	size_t n;
-	int rc;
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return -1;
-	n = base64_encode(BASE64_URL, rnd, sizeof(rnd), text);
-	text[n++] = '\n';
-	rc = keygen_write(out, 0600, text, n);
-	OPENSSL_cleanse(rnd, sizeof(rnd));
-	OPENSSL_cleanse(text, sizeof(text));
-	return rc;
-}
-
-/* Writes pkey's private PEM to out (0600) and its public PEM to out.pub (0644). */
-static int
-keygen_pem(EVP_PKEY *pkey, const char *out)
-{
-	BIO *priv = BIO_new(BIO_s_mem()), *pub = BIO_new(BIO_s_mem());
-	char pubpath[4096], *data;
-	long n;
-	int rc = -1;
-
-	if (snprintf(pubpath, sizeof(pubpath), "%s.pub", out) >= (int)sizeof(pubpath))
-		goto done;
-	if (priv == NULL || pub == NULL ||
-	    PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
-	    PEM_write_bio_PUBKEY(pub, pkey) != 1)
-		goto done;
-	n = BIO_get_mem_data(priv, &data);
-	if (keygen_write(out, 0600, data, (size_t)n) == -1)
-		goto done;
-	n = BIO_get_mem_data(pub, &data);
-	if (keygen_write(pubpath, 0644, data, (size_t)n) == -1) {
-		unlink(out);
-		goto done;
-	}
-	rc = 0;
-done:
-	BIO_free(priv);
-	BIO_free(pub);
-	return rc;
-}
-
-int
-authctl_keygen(int argc, char **argv)
-{
-	enum { OPT_OUT = 1, OPT_BITS };
-	static const struct option opts[] = {
-		{ "out", required_argument, NULL, OPT_OUT },
-		{ "bits", required_argument, NULL, OPT_BITS },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *type, *out = NULL;
-	struct jwt_key *k;
-	EVP_PKEY *pkey = NULL;
-	size_t bits = 3072;
-	char err[512];
-	int c, rc;
-
-	cli_init("authctl keygen", keygen_usage);
-	if (argc < 2)
-		cli_bad("missing the key type: hs256, rsa, es256 or ed25519");
-	if (strcmp(argv[1], "--help") == 0) {
-		fputs(keygen_usage, stdout);
-		return 0;
-	}
-	type = argv[1];
-	while ((c = cli_next(argc - 1, argv + 1, opts)) != -1) {
-		if (c == OPT_OUT)
-			out = optarg;
-		else
-			bits = (size_t)cli_num("--bits", optarg, JWT_MIN_RSA_BITS, 8192);
-	}
-	if (out == NULL)
-		cli_bad("--out FILE is required");
-	if (optind != argc - 1)
-		cli_bad("unexpected argument '%s'", argv[optind + 1]);
-	if (strcmp(type, "hs256") == 0) {
-		if (keygen_secret(out) == -1)
-			return 1;
-	} else {
-		if (strcmp(type, "rsa") == 0)
-			pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits);
-		else if (strcmp(type, "es256") == 0)
-			pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-		else if (strcmp(type, "ed25519") == 0)
-			pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		else
-			cli_bad("unknown key type '%s' (hs256, rsa, es256 or ed25519)", type);
-		if (pkey == NULL) {
-			fprintf(stderr, "%s: cannot generate the key\n", cli_prog);
-			return 1;
-		}
-		rc = keygen_pem(pkey, out);
-		EVP_PKEY_free(pkey);
-		if (rc == -1)
-			return 1;
-	}
-	/* Read it back as jwt_server will, which also tells the kid. */
-	if ((k = jwt_key_load(out, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "%s: %s\n", cli_prog, err);
-		return 1;
-	}
-	printf("%s: %s key, kid %s%s\n", out, jwt_alg_name(jwt_key_alg(k)), jwt_key_kid(k),
-	    jwt_key_alg(k) == JWT_HS256 ? "" : " (public key in .pub)");
-	jwt_key_free(k);
-	return 0;
 }

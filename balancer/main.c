@@ -12,13 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "cli.h"
 #include "log.h"
+#include "sock.h"
 
 struct lb_config lb_conf = {
 	.threads = 1,
@@ -170,19 +171,6 @@ main_flags(int argc, char *argv[], int *debug)
 		cli_bad("--cert and --key need --tls-listen");
 }
 
-/* Many clients and their backend connections: take every descriptor we are allowed. */
-static void
-main_rlimit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			log_warn("setrlimit");
-	}
-}
-
 static void
 main_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -209,25 +197,23 @@ main(int argc, char *argv[])
 	struct event_base *base;
 	pthread_t tids[64];
 	SSL_CTX *tls = NULL;
-	int debug = 0, i, fd, tlsfd, rc = 1, started = 0;
+	int debug = 0, i, fd, tlsfd, lfd = -1, ltlsfd = -1, rc = 1, started = 0;
 
 	cli_init("balancer", usage);
 	main_flags(argc, argv, &debug);
 	log_init("balancer", debug);
 	signal(SIGPIPE, SIG_IGN);
-	main_rlimit();
+	sock_raise_nofile();
 	if (lb_conf.tls_listen != NULL && (tls = tls_ctx_new(lb_conf.cert, lb_conf.key)) == NULL)
 		goto fail;
+	/* One socket per address, shared by the workers: a second process cannot join it. */
+	if (lb_conf.listen != NULL && (lfd = proxy_listen(lb_conf.listen)) == -1)
+		goto fail;
+	if (lb_conf.tls_listen != NULL && (ltlsfd = proxy_listen(lb_conf.tls_listen)) == -1)
+		goto fail;
 	for (i = 0; i < lb_conf.threads; i++) {
-		fd = tlsfd = -1;
-		if (lb_conf.listen != NULL && (fd = proxy_listen(lb_conf.listen)) == -1)
-			goto fail;
-		if (lb_conf.tls_listen != NULL &&
-		    (tlsfd = proxy_listen(lb_conf.tls_listen)) == -1) {
-			if (fd != -1)
-				close(fd);
-			goto fail;
-		}
+		fd = lfd == -1 ? -1 : fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+		tlsfd = ltlsfd == -1 ? -1 : fcntl(ltlsfd, F_DUPFD_CLOEXEC, 0);
 		if ((main_workers[i] = proxy_worker_new(i, fd, tlsfd, tls)) == NULL)
 			goto fail;
 	}
@@ -265,6 +251,10 @@ main(int argc, char *argv[])
 	backend_health_stop();
 	for (i = 0; i < lb_conf.threads; i++)
 		proxy_worker_free(main_workers[i]);
+	if (lfd != -1)
+		close(lfd);
+	if (ltlsfd != -1)
+		close(ltlsfd);
 	SSL_CTX_free(tls);
 	return rc;
 }

@@ -27,6 +27,8 @@
 
 #include "cli.h"
 #include "log.h"
+#include "sock.h"
+#include "status.h"
 
 #define PROXY_POOL_MAX		256		/* idle connections per backend and worker */
 #define PROXY_BUF_HIGH		(1024 * 1024)	/* pause the producer above this much queued */
@@ -343,42 +345,6 @@ proxy_log(struct client *clt)
 	    clt->clt_reqid[0] ? clt->clt_reqid : "-");
 }
 
-static const char *
-proxy_status_code(int status)
-{
-	switch (status) {
-	case 400: return "bad_request";
-	case 404: return "not_found";
-	case 405: return "method_not_allowed";
-	case 408: return "request_timeout";
-	case 413: return "payload_too_large";
-	case 431: return "request_header_fields_too_large";
-	case 502: return "bad_gateway";
-	case 503: return "service_unavailable";
-	case 504: return "gateway_timeout";
-	case 505: return "http_version_not_supported";
-	default: return "error";
-	}
-}
-
-static const char *
-proxy_status_reason(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
-}
-
 /* Ends a backend connection: out of the pool if idle, then freed. */
 static void
 proxy_bc_free(struct bconn *bc)
@@ -429,10 +395,10 @@ proxy_error(struct client *clt, int status, const char *message)
 		return;
 	}
 	n = snprintf(body, sizeof(body), "{\"error\": \"%s\", \"message\": \"%s\"}\n",
-	    proxy_status_code(status), message);
+	    status_error(status), message);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n",
-	    status, proxy_status_reason(status), n);
+	    "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n"
+	    "X-Served-By: balancer\r\n", status, status_reason(status), n);
 	if (clt->clt_reqid[0])
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", clt->clt_reqid);
 	evbuffer_add(out, "\r\n", 2);
@@ -539,6 +505,10 @@ proxy_body(struct client *clt)
 			return;
 		}
 		clt->clt_reqdone = r == PARSE_OK;
+	}
+	if (!clt->clt_reqdone && clt->clt_eof && evbuffer_get_length(in) == 0) {
+		proxy_close(clt, "the client left in the middle of a body");
+		return;
 	}
 	clt->clt_bodyprogress += evbuffer_get_length(tx) - before;
 	/* The deadline starts once a backend can take the body: connecting is not the client's
@@ -835,14 +805,22 @@ proxy_head(struct client *clt)
 	const char *p;
 	int r;
 
-	if (len == 0)
+	/* Half-closed: the requests it pipelined before are answered, then it is closed. */
+	if (len == 0) {
+		if (clt->clt_eof)
+			proxy_flush_close(clt);
 		return;
+	}
 	n = len < LB_REQ_HEAD_MAX ? len : LB_REQ_HEAD_MAX;
 	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
 		proxy_close(clt, "out of memory");
 		return;
 	}
 	r = parse_request(p, n, LB_REQ_HEAD_MAX, h);
+	if (r == PARSE_MORE && clt->clt_eof) {
+		proxy_flush_close(clt);
+		return;
+	}
 	if (r == PARSE_MORE) {
 		/* Slowloris: the whole head has a deadline, not just each read. */
 		if (!evtimer_pending(clt->clt_timer, NULL)) {
@@ -877,7 +855,7 @@ proxy_done(struct client *clt)
 
 	proxy_bc_release(bc, bc->bc_keepalive && clt->clt_reqdone);
 	proxy_log(clt);
-	if (!clt->clt_keepalive || !clt->clt_reqdone || clt->clt_eof || clt->clt_w->w_stopping) {
+	if (!clt->clt_keepalive || !clt->clt_reqdone || clt->clt_w->w_stopping) {
 		proxy_flush_close(clt);
 		return;
 	}
@@ -889,7 +867,8 @@ proxy_done(struct client *clt)
 	proxy_head(clt);
 }
 
-/* Handles the head of a backend response; 0 to go on with the body, -1 when done with bc. */
+/* Handles the head of a backend response: 0 to go on with the body, 1 while the head is
+ * incomplete, -1 when done with bc. */
 static int
 proxy_response_head(struct bconn *bc)
 {
@@ -1099,9 +1078,12 @@ proxy_client_event(struct conn *c, short what, void *arg)
 		proxy_close(clt, "client timeout");
 		return;
 	}
-	if ((what & CONN_EOF) && clt->clt_state == CLT_FORWARD && clt->clt_reqdone) {
-		/* Half-closed after its request: it may still read the response. */
+	if ((what & CONN_EOF) && clt->clt_state == CLT_FORWARD) {
+		/* Half-closed after its request: it may still read the response. A body still in
+		 * the input buffer is passed on first; proxy_body() closes if it cannot end. */
 		clt->clt_eof = 1;
+		if (!clt->clt_reqdone && clt->clt_bc != NULL && clt->clt_bc->bc_connected)
+			proxy_body(clt);
 		return;
 	}
 	proxy_close(clt, what & CONN_EOF ? NULL : "client connection error");
@@ -1367,37 +1349,15 @@ proxy_worker_free(struct worker *w)
 int
 proxy_listen(const char *addr)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char host[256], port[8];
-	unsigned short p;
-	int fd = -1, one = 1, err;
+	char host[256];
+	unsigned short port;
+	int fd;
 
-	if (cli_addr(addr, host, sizeof(host), &p) == -1) {
+	if (cli_addr(addr, host, sizeof(host), &port) == -1) {
 		log_warnx("%s: not HOST:PORT", addr);
 		return -1;
 	}
-	snprintf(port, sizeof(port), "%u", p);
-	if ((err = getaddrinfo(host, port, &hints, &res)) != 0) {
-		log_warnx("%s: %s", addr, gai_strerror(err));
-		return -1;
-	}
-	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		goto fail;
-	/* Every worker binds its own socket; the kernel spreads connections over them. With one
-	 * thread, no SO_REUSEPORT: a second balancer on the same port must fail, not share it. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    (lb_conf.threads > 1 &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 || listen(fd, 1024) == -1)
-		goto fail;
-	freeaddrinfo(res);
+	if ((fd = sock_listen(host, port)) == -1)
+		log_warn("cannot listen on %s", addr);
 	return fd;
- fail:
-	log_warn("listen on %s", addr);
-	if (fd != -1)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
 }

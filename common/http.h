@@ -1,10 +1,14 @@
 /*
- * The HTTP server scaffolding both login servers share, on libevent's evhttp: listeners (one
- * event_base and evhttp per thread, SO_REUSEPORT), limits and timeouts, routing with allowed
- * methods, JSON replies with the contract's error body, X-Served-By, Cache-Control: no-store on
- * authentication routes, request ids, one access-log line per request, GET /healthz, GET /metrics,
- * the shared POST /login front half (body parsing, password check on worker threads) and a
- * graceful stop on SIGTERM/SIGINT.
+ * The HTTP server scaffolding both login servers share, on our own connection engine
+ * (http_conn.c, on bufferevents and the strict parser of parse.h): listeners (one event_base per
+ * thread, all accepting on one socket), per-request head and body deadlines, keep-alive and
+ * pipelining, routing with allowed methods, JSON replies with the contract's error body,
+ * X-Served-By, Cache-Control: no-store on authentication routes, request ids, one access-log line
+ * per request, GET /healthz, GET /metrics, the shared POST /login front half (body parsing, a
+ * cross-site check, password check on worker threads) and a graceful stop on SIGTERM/SIGINT.
+ *
+ * The public structs below name their fields without a prefix (they are read by the programs);
+ * the engine's own per-connection and per-server state lives in http_int.h.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -15,40 +19,40 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <jansson.h>
 
+#include "parse.h"
 #include "users.h"
 
-#define HTTP_MAX_BODY		8192	/* login bodies are tiny */
-#define HTTP_MAX_HEADERS	16384
+#define HTTP_MAX_BODY		8192	/* login bodies are tiny; more is 413 */
+#define HTTP_MAX_HEADERS	18432	/* 16 KiB of fields and a request line; more is 431 */
+
+/* Request methods, as bits so that a route can allow several. */
+enum http_method {
+	HTTP_GET = 1 << 0, HTTP_POST = 1 << 1, HTTP_HEAD = 1 << 2, HTTP_PUT = 1 << 3,
+	HTTP_DELETE = 1 << 4, HTTP_OPTIONS = 1 << 5, HTTP_PATCH = 1 << 6, HTTP_TRACE = 1 << 7,
+	HTTP_OTHER = 1 << 8
+};
 
 struct http_server;
 struct http_req;
-struct http_watch;
-struct http_watches;
+struct http_engine;
+struct http_conn;
 
-/* One per thread: its own event loop and evhttp. */
+/* One per thread: its own event loop and connections. */
 struct http_thread {
 	struct event_base	*base;
 	struct http_server	*srv;
 	int			 index;		/* 0 .. threads-1 */
 	void			*data;		/* the application's per-thread state */
-	struct evhttp		*th_http;
-	struct evconnlistener	*th_lev;
-	int			 th_inflight;	/* requests not yet answered */
-	struct evhttp_bound_socket *th_bound;
-	struct event		*th_stopev;
-	time_t			 th_deadline;	/* when a graceful stop gives up waiting */
-	pthread_t		 th_tid;
-	struct http_watches	*th_watches;	/* per-connection request deadlines */
+	struct http_engine	*engine;	/* the connection engine's own state (http_int.h) */
 };
 
 typedef void (*http_handler_fn)(struct http_req *);
 
 struct http_route {
 	const char	*path;		/* exact match */
-	unsigned	 methods;	/* EVHTTP_REQ_GET | EVHTTP_REQ_POST ... */
+	unsigned	 methods;	/* HTTP_GET | HTTP_POST ... (GET allows HEAD) */
 	http_handler_fn	 fn;
 	int		 no_store;	/* an authentication response: Cache-Control: no-store */
 };
@@ -64,7 +68,6 @@ struct http_app {
 	int	(*health)(struct http_thread *, json_t *body);
 	/* Appends application metrics (Prometheus text) to GET /metrics. */
 	void	(*metrics)(struct http_thread *, struct evbuffer *out);
-	void	*data;				/* the application's global state */
 };
 
 /* Settings common to both servers, filled from the flags by http_config_opt(). */
@@ -116,6 +119,16 @@ void http_config_check(const struct http_config *cfg);
  */
 int http_serve(const struct http_config *cfg, const struct http_app *app);
 
+/*
+ * Serves app's routes (not the built-in ones) on the listening socket fd (owned from now on)
+ * from base, the caller's own loop, with cfg's id, timeout and quiet; for a small listener
+ * inside another program (the balancer's admin). Returns the listener, freed with
+ * http_embed_free() (which closes its connections), or NULL.
+ */
+struct http_thread *http_embed(struct event_base *base, int fd, const struct http_config *cfg,
+    const struct http_app *app);
+void http_embed_free(struct http_thread *t);
+
 /* The server's users (read-only once serving; safe from any thread). */
 const struct users *http_users(struct http_server *srv);
 const struct http_config *http_cfg(struct http_server *srv);
@@ -123,16 +136,24 @@ const struct http_config *http_cfg(struct http_server *srv);
 /* ---- Per request ---- */
 
 struct http_req {
-	struct evhttp_request	*req;
 	struct http_thread	*thr;
-	const struct http_route	*route;
+	const struct http_route	*route;		/* NULL for the built-in routes */
 	char			 id[64];	/* X-Request-Id: kept when sane, made otherwise */
 	char			 peer[64];	/* client address (X-Forwarded-For from a trusted proxy) */
 	int			 secure;	/* came over HTTPS (X-Forwarded-Proto from a trusted proxy) */
 	struct timespec		 start;
-	void			*data;		/* the handler's own state while it waits */
-	const char		*rq_authfail;	/* reason counted in the metrics, if any */
-	struct http_watch	*rq_watch;	/* its connection's deadline, or NULL */
+	/* The engine's: the head (pointing into the connection's copy), body and reply. */
+	struct http_conn	*conn;
+	unsigned		 method;	/* HTTP_GET ... */
+	const char		*target;	/* the request target, not NUL-terminated */
+	size_t			 targetlen;
+	const struct parse_hdr	*hdrs;		/* the header fields */
+	size_t			 nhdrs;
+	int			 minor;		/* HTTP/1.<minor> */
+	const char		*body;
+	size_t			 bodylen;
+	const char		*authfail;	/* reason counted in the metrics, if any */
+	struct evbuffer		*headers;	/* response header lines added so far */
 };
 
 /* A request header, or NULL. The pointer is valid until the reply. */
@@ -141,7 +162,7 @@ const char *http_header(struct http_req *r, const char *name);
 void http_add_header(struct http_req *r, const char *name, const char *value);
 /* The request body (not NUL-terminated; may contain NUL), or NULL with *len 0 when empty. */
 const char *http_body(struct http_req *r, size_t *len);
-/* EVHTTP_REQ_GET etc. */
+/* HTTP_GET etc. */
 unsigned http_method(struct http_req *r);
 
 /*
@@ -153,6 +174,9 @@ unsigned http_method(struct http_req *r);
 void http_reply_json(struct http_req *r, int status, json_t *body);
 /* Sends {"error": code, "message": message}. */
 void http_reply_error(struct http_req *r, int status, const char *code, const char *message);
+/* Sends body (taken and freed; NULL for none) with the given Content-Type. */
+void http_reply_buffer(struct http_req *r, int status, const char *content_type,
+    struct evbuffer *body);
 
 /*
  * Adds Set-Cookie for a credential cookie: HttpOnly, SameSite=Lax, Path=/, and Secure when the
@@ -170,8 +194,9 @@ void http_auth_failure(struct http_req *r, const char *reason);
 int http_offload(struct http_req *r, void (*work)(void *), void (*done)(void *), void *arg);
 
 /*
- * The common part of POST /login: reads the credentials (JSON or form body), checks the password
- * off the event loop, and itself replies 400, 401 invalid_credentials, 413 or 503. On success calls
+ * The common part of POST /login: refuses a cross-site login (403 cross_site_login), reads the
+ * credentials (JSON or form body), checks the password off the event loop, and itself replies
+ * 400, 401 invalid_credentials, 403, 413, 415 or 503. On success calls
  * ok(r, user) on r's loop; ok must reply. user is valid while the server runs.
  */
 void http_login(struct http_req *r, void (*ok)(struct http_req *, const struct user *));

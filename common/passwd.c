@@ -24,9 +24,7 @@
 
 /* A parsed hash string. */
 struct passwd_parsed {
-	int		 ln;
-	uint32_t	 r;
-	uint32_t	 p;
+	struct passwd_cost cost;
 	unsigned char	 salt[PASSWD_SALT_MAX];
 	size_t		 saltlen;
 	unsigned char	 hash[PASSWD_HASHLEN];
@@ -98,8 +96,14 @@ passwd_number(const char **s, char stop, long min, long max)
 	return v;
 }
 
-/* Parses a hash string into pp. Returns 0, or -1 when it is malformed or asks for more memory
- * than we allow. */
+uint64_t
+passwd_work(const struct passwd_cost *c)
+{
+	/* ln <= 22, r <= 32, p <= 16 (passwd_parse): at most 2^35, no overflow. */
+	return ((uint64_t)1 << c->ln) * c->r * c->p;
+}
+
+/* Parses a hash string into pp, whatever its cost. Returns 0, or -1 when it is malformed. */
 static int
 passwd_parse(const char *hash, struct passwd_parsed *pp)
 {
@@ -112,21 +116,19 @@ passwd_parse(const char *hash, struct passwd_parsed *pp)
 	s += 11;
 	if ((v = passwd_number(&s, ',', 1, 22)) == -1)
 		return -1;
-	pp->ln = (int)v;
+	pp->cost.ln = (int)v;
 	if (strncmp(s, "r=", 2) != 0)
 		return -1;
 	s += 2;
 	if ((v = passwd_number(&s, ',', 1, 32)) == -1)
 		return -1;
-	pp->r = (uint32_t)v;
+	pp->cost.r = (uint32_t)v;
 	if (strncmp(s, "p=", 2) != 0)
 		return -1;
 	s += 2;
 	if ((v = passwd_number(&s, '$', 1, 16)) == -1)
 		return -1;
-	pp->p = (uint32_t)v;
-	if (passwd_memory((uint64_t)1 << pp->ln, pp->r, pp->p) > PASSWD_MAXMEM)
-		return -1;
+	pp->cost.p = (uint32_t)v;
 
 	if ((dollar = strchr(s, '$')) == NULL)
 		return -1;
@@ -143,12 +145,32 @@ passwd_parse(const char *hash, struct passwd_parsed *pp)
 	return 0;
 }
 
+/* Parses hash into pp and refuses a cost over PASSWD_MAX_WORK. Returns 0 or -1. */
+static int
+passwd_parse_capped(const char *hash, struct passwd_parsed *pp)
+{
+	if (passwd_parse(hash, pp) == -1 || passwd_work(&pp->cost) > PASSWD_MAX_WORK)
+		return -1;
+	return 0;
+}
+
 int
 passwd_check(const char *hash)
 {
 	struct passwd_parsed pp;
 
-	return passwd_parse(hash, &pp);
+	return passwd_parse_capped(hash, &pp);
+}
+
+int
+passwd_cost(const char *hash, struct passwd_cost *c)
+{
+	struct passwd_parsed pp;
+
+	if (passwd_parse(hash, &pp) == -1)
+		return -1;
+	*c = pp.cost;
+	return 0;
 }
 
 int
@@ -156,9 +178,11 @@ passwd_hash(const char *pw, size_t pwlen, int ln, char *out, size_t outlen)
 {
 	unsigned char salt[PASSWD_SALT], hash[PASSWD_HASHLEN];
 	char salt64[PASSWD_SALT * 2], hash64[PASSWD_HASHLEN * 2];
+	struct passwd_cost c = { ln, 8, 1 };
 	int n;
 
-	if (ln < 1 || ln > 22 || RAND_bytes(salt, sizeof(salt)) != 1 ||
+	if (ln < 1 || ln > 22 || passwd_work(&c) > PASSWD_MAX_WORK ||
+	    RAND_bytes(salt, sizeof(salt)) != 1 ||
 	    scrypt_kdf(pw, pwlen, salt, sizeof(salt), (uint64_t)1 << ln, 8, 1, hash,
 	    sizeof(hash)) == -1)
 		return -1;
@@ -178,9 +202,9 @@ passwd_verify(const char *pw, size_t pwlen, const char *hash)
 	unsigned char got[PASSWD_HASHLEN];
 	int ok;
 
-	if (passwd_parse(hash, &pp) == -1 ||
-	    scrypt_kdf(pw, pwlen, pp.salt, pp.saltlen, (uint64_t)1 << pp.ln, pp.r, pp.p, got,
-	    sizeof(got)) == -1)
+	if (passwd_parse_capped(hash, &pp) == -1 ||
+	    scrypt_kdf(pw, pwlen, pp.salt, pp.saltlen, (uint64_t)1 << pp.cost.ln, pp.cost.r,
+	    pp.cost.p, got, sizeof(got)) == -1)
 		return -1;
 	ok = CRYPTO_memcmp(got, pp.hash, sizeof(got)) == 0;
 	OPENSSL_cleanse(got, sizeof(got));

@@ -15,6 +15,8 @@
  */
 #include <sys/queue.h>
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -49,17 +51,28 @@ struct rconn {
 	int			 rc_backoff_ms;	/* the next reconnect delay */
 	struct event		*rc_stateev;	/* connect timeout, or reconnect delay */
 	struct event		*rc_cmdev;	/* command timeout of the queue's head */
-	struct event		*rc_pingev;	/* idle PING */
+	struct event		*rc_pingev;	/* idle PING (ROLE with Sentinel) */
 	struct event		*rc_laterev;	/* deferred drop or free, outside hiredis */
 	int			 rc_entered;	/* inside a command callback */
 	int			 rc_freeing;	/* rconn_free() was called */
-	const char		*rc_dropwhy;	/* drop pending on rc_laterev */
+	int			 rc_dropping;	/* drop pending on rc_laterev, for rc_dropwhy */
+	char			 rc_dropwhy[300];
 	int			 rc_warned;	/* the outage was logged once already */
+	char			 rc_peer[300];	/* "HOST:PORT" or "sentinel HOST:PORT", for logs */
+	/* Sentinel only. */
+	int			 rc_asking;	/* the current connection is to a sentinel */
+	int			 rc_sidx;	/* the sentinel to ask next */
+	int			 rc_tried;	/* sentinels tried since one last answered */
+	int			 rc_found;	/* rc_master holds the sentinels' answer */
+	int			 rc_switching;	/* leaving the sentinel for the master it named */
+	struct rconn_addr	 rc_master;
 	struct rconn_stats	 rc_stats;
 };
 
 static void	rconn_connect(struct rconn *);
 static void	rconn_drop(struct rconn *, const char *);
+static void	rconn_drop_later(struct rconn *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 
 static uint64_t
 rconn_now_ms(void)
@@ -93,43 +106,170 @@ rconn_config_init(struct rconn_config *cfg)
 	cfg->ping_interval_ms = 1000;
 }
 
+/* Copies src[0..len) into dst (size dstlen) as a C string; -1 when it does not fit or is empty. */
+static int
+rconn_copy(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	if (len == 0 || len >= dstlen)
+		return -1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+/* A name we put in a command (ACL user, master name): printable, no space. */
+static int
+rconn_name_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~')
+			return 0;
+	return 1;
+}
+
+/* Parses HOST:PORT[,HOST:PORT...] (one address unless many) into c. Returns 0 or -1. */
+static int
+rconn_parse_hosts(char *hosts, int many, struct rconn_config *c)
+{
+	char host[256], *tok;
+	unsigned short port;
+
+	c->nsentinels = 0;
+	while ((tok = strsep(&hosts, ",")) != NULL) {
+		if (cli_addr(tok, host, sizeof(host), &port) == -1 || port == 0)
+			return -1;
+		if (!many) {
+			if (hosts != NULL)
+				return -1;
+			strcpy(c->host, host);	/* both 256 bytes */
+			c->port = port;
+			return 0;
+		}
+		if (c->nsentinels == RCONN_MAX_SENTINELS)
+			return -1;
+		strcpy(c->sentinels[c->nsentinels].host, host);
+		c->sentinels[c->nsentinels++].port = port;
+	}
+	return 0;
+}
+
 int
 rconn_parse_url(const char *url, struct rconn_config *cfg, char *err, size_t errlen)
 {
-	static const char scheme[] = "redis://";
-	char hostport[300], host[256];
-	const char *rest, *slash;
-	unsigned short port;
-	size_t len;
-	char *end;
+	static const char plain[] = "redis://", sentinel[] = "redis-sentinel://";
+	struct rconn_config c = *cfg;
+	const char *rest, *at;
+	char buf[2048], *hash, *slash, *hosts, *end;
+	int many;
 	long db = 0;
 
-	if (strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-		snprintf(err, errlen, "'%s' does not start with redis://", url);
+	/* USER:PASSWORD@ or :PASSWORD@ is checked first, so that no message echoes a password. */
+	rest = (rest = strstr(url, "://")) != NULL ? rest + 3 : url;
+	if ((at = strrchr(rest, '@')) != NULL && memchr(rest, ':', (size_t)(at - rest)) != NULL) {
+		snprintf(err, errlen, "a password does not go in the URL: use "
+		    "--redis-password-file FILE or the environment variable REDISCLI_AUTH");
 		return -1;
 	}
-	rest = url + sizeof(scheme) - 1;
-	slash = strchr(rest, '/');
-	len = slash ? (size_t)(slash - rest) : strlen(rest);
-	if (len >= sizeof(hostport))
+	if (strncmp(url, plain, sizeof(plain) - 1) == 0) {
+		rest = url + sizeof(plain) - 1;
+		many = 0;
+	} else if (strncmp(url, sentinel, sizeof(sentinel) - 1) == 0) {
+		rest = url + sizeof(sentinel) - 1;
+		many = 1;
+	} else
 		goto bad;
-	memcpy(hostport, rest, len);
-	hostport[len] = '\0';
-	if (cli_addr(hostport, host, sizeof(host), &port) == -1 || port == 0)
+	if (rconn_copy(buf, sizeof(buf), rest, strlen(rest)) == -1)
 		goto bad;
-	if (slash != NULL) {
+	memset(c.master, 0, sizeof(c.master));
+	if ((hash = strchr(buf, '#')) != NULL) {
+		*hash++ = '\0';
+		if (!many || rconn_copy(c.master, sizeof(c.master), hash, strlen(hash)) == -1 ||
+		    !rconn_name_ok(c.master))
+			goto bad;
+	} else if (many)
+		goto bad;
+	if ((slash = strchr(buf, '/')) != NULL) {
+		*slash++ = '\0';
 		errno = 0;
-		db = strtol(slash + 1, &end, 10);
-		if (errno != 0 || end == slash + 1 || *end != '\0' || db < 0 || db > INT_MAX)
+		db = strtol(slash, &end, 10);
+		if (errno != 0 || end == slash || *end != '\0' || db < 0 || db > INT_MAX)
 			goto bad;
 	}
-	strcpy(cfg->host, host);	/* both 256 bytes */
-	cfg->port = port;
-	cfg->db = (int)db;
+	hosts = buf;
+	memset(c.user, 0, sizeof(c.user));
+	if ((at = strrchr(buf, '@')) != NULL) {
+		if (rconn_copy(c.user, sizeof(c.user), buf, (size_t)(at - buf)) == -1 ||
+		    !rconn_name_ok(c.user))
+			goto bad;
+		hosts = buf + (at - buf) + 1;
+	}
+	if (rconn_parse_hosts(hosts, many, &c) == -1)
+		goto bad;
+	c.db = (int)db;
+	*cfg = c;
 	return 0;
  bad:
-	snprintf(err, errlen, "'%s' is not redis://HOST:PORT[/DB]", url);
+	snprintf(err, errlen, "'%s' is not redis://[USER@]HOST:PORT[/DB] or "
+	    "redis-sentinel://[USER@]HOST:PORT[,HOST:PORT...][/DB]#MASTER", url);
 	return -1;
+}
+
+int
+rconn_config_password(struct rconn_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char buf[sizeof(cfg->password) + 2];
+	const char *env;
+	struct stat st;
+	size_t n;
+	FILE *f;
+
+	if (path == NULL) {
+		env = getenv("REDISCLI_AUTH");
+		if (env == NULL || *env == '\0')
+			return 0;
+		if (strlen(env) >= sizeof(cfg->password)) {
+			snprintf(err, errlen, "REDISCLI_AUTH is too long");
+			return -1;
+		}
+		strcpy(cfg->password, env);
+		return 0;
+	}
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+		log_warnx("--redis-password-file %s is readable by others; chmod 600 it", path);
+	fclose(f);
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if (n == 0 || n >= sizeof(cfg->password) || strlen(buf) != n || strchr(buf, '\n')) {
+		snprintf(err, errlen, "%s: want one line of 1 to %zu bytes", path,
+		    sizeof(cfg->password) - 1);
+		explicit_bzero(buf, sizeof(buf));
+		return -1;
+	}
+	memcpy(cfg->password, buf, n + 1);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+void
+rconn_config_cli(struct rconn_config *cfg, const char *flag, const char *url, const char *path)
+{
+	char err[512];
+
+	if (rconn_parse_url(url, cfg, err, sizeof(err)) == -1)
+		cli_bad("%s: %s", flag, err);
+	if (rconn_config_password(cfg, path, err, sizeof(err)) == -1)
+		cli_bad("--redis-password-file: %s", err);
+	if (cfg->user[0] != '\0' && cfg->password[0] == '\0')
+		cli_bad("%s: the user %s needs a password: --redis-password-file FILE or "
+		    "REDISCLI_AUTH", flag, cfg->user);
 }
 
 /* Logs an outage once, not on every failed retry. */
@@ -137,26 +277,54 @@ static void
 rconn_warn(struct rconn *rc, const char *why)
 {
 	if (rc->rc_warned)
-		log_debug("redis %s:%d: still down: %s", rc->rc_cfg.host, rc->rc_cfg.port, why);
+		log_debug("redis %s: still down: %s", rc->rc_peer, why);
 	else
-		log_warnx("redis %s:%d: down: %s", rc->rc_cfg.host, rc->rc_cfg.port, why);
+		log_warnx("redis %s: down: %s", rc->rc_peer, why);
 	rc->rc_warned = 1;
 }
 
-/* Enters the down state and schedules the next connect attempt with exponential backoff. */
+/* When the next connect attempt starts, in ms: at once to the master a sentinel just named or
+ * to the next sentinel not tried yet; else after the backoff delay, doubled each time. */
+static long
+rconn_next_delay(struct rconn *rc)
+{
+	long ms;
+
+	if (rc->rc_switching) {
+		rc->rc_switching = 0;
+		return 0;
+	}
+	if (rc->rc_cfg.nsentinels > 0) {
+		if (!rc->rc_asking)
+			rc->rc_found = 0;	/* lost the master: ask again */
+		else {
+			rc->rc_sidx = (rc->rc_sidx + 1) % rc->rc_cfg.nsentinels;
+			if (++rc->rc_tried < rc->rc_cfg.nsentinels)
+				return 0;
+			rc->rc_tried = 0;
+		}
+	}
+	ms = rc->rc_backoff_ms;
+	rc->rc_backoff_ms *= 2;
+	if (rc->rc_backoff_ms > rc->rc_cfg.backoff_max_ms)
+		rc->rc_backoff_ms = rc->rc_cfg.backoff_max_ms;
+	return ms;
+}
+
+/* Enters the down state and schedules the next connect attempt. */
 static void
 rconn_set_down(struct rconn *rc, const char *why)
 {
+	int switching = rc->rc_switching;
+
 	if (rc->rc_state == RCONN_UP)
 		rc->rc_stats.disconnects++;
 	rc->rc_state = RCONN_DOWN;
 	if (rc->rc_freeing)
 		return;
-	rconn_warn(rc, why);
-	rconn_timer_ms(rc->rc_stateev, rc->rc_backoff_ms);
-	rc->rc_backoff_ms *= 2;
-	if (rc->rc_backoff_ms > rc->rc_cfg.backoff_max_ms)
-		rc->rc_backoff_ms = rc->rc_cfg.backoff_max_ms;
+	if (!switching)
+		rconn_warn(rc, why);
+	rconn_timer_ms(rc->rc_stateev, rconn_next_delay(rc));
 }
 
 /*
@@ -173,11 +341,18 @@ rconn_lost(struct rconn *rc, redisAsyncContext *ac, const char *why)
 	rconn_set_down(rc, why);
 }
 
-/* Asks for a drop from outside hiredis: for use inside callbacks. */
+/* Asks for a drop from outside hiredis: for use inside callbacks. The first reason wins. */
 static void
-rconn_drop_later(struct rconn *rc, const char *why)
+rconn_drop_later(struct rconn *rc, const char *fmt, ...)
 {
-	rc->rc_dropwhy = why;
+	va_list ap;
+
+	if (rc->rc_dropping)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(rc->rc_dropwhy, sizeof(rc->rc_dropwhy), fmt, ap);
+	va_end(ap);
+	rc->rc_dropping = 1;
 	event_active(rc->rc_laterev, EV_TIMEOUT, 1);
 }
 
@@ -220,11 +395,9 @@ rconn_later(evutil_socket_t fd, short what, void *arg)
 		rconn_free_now(rc);
 		return;
 	}
-	if (rc->rc_dropwhy != NULL) {
-		const char *why = rc->rc_dropwhy;
-
-		rc->rc_dropwhy = NULL;
-		rconn_drop(rc, why);
+	if (rc->rc_dropping) {
+		rc->rc_dropping = 0;
+		rconn_drop(rc, rc->rc_dropwhy);
 	}
 }
 
@@ -274,7 +447,9 @@ rconn_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		if (cmd->cmd_user)
 			rc->rc_stats.failed++;
 		rconn_lost(rc, ac, ac->errstr[0] ? ac->errstr : "connection lost");
-	}
+	} else if (rc->rc_cfg.nsentinels > 0 && ((redisReply *)reply)->type == REDIS_REPLY_ERROR &&
+	    strncmp(((redisReply *)reply)->str, "READONLY", 8) == 0)
+		rconn_drop_later(rc, "READONLY: the master became a replica");
 	rc->rc_entered++;
 	cmd->cmd_cb(rc, reply, cmd->cmd_arg);
 	rc->rc_entered--;
@@ -342,22 +517,85 @@ rconn_send(struct rconn *rc, rconn_cb cb, const char *fmt, ...)
 	return rv;
 }
 
+/* AUTH refused: a wrong password or user is an outage with a cause, never "not logged in". A
+ * sentinel without a password of its own refuses AUTH harmlessly. */
+static void
+rconn_on_auth(struct rconn *rc, redisReply *reply, void *arg)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (rc->rc_asking && strstr(reply->str, "without any password configured") != NULL)
+		return;
+	rconn_drop_later(rc, "AUTH failed: %s", reply->str);
+}
+
 static void
 rconn_on_select(struct rconn *rc, redisReply *reply, void *arg)
 {
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		rconn_drop_later(rc, "SELECT refused");
+		rconn_drop_later(rc, "SELECT refused: %s", reply->str);
+}
+
+/* ROLE on the master the sentinels named, at connect and when idle: anything but "master"
+ * (a demoted or stale one) sends us back to the sentinels. */
+static void
+rconn_on_role(struct rconn *rc, redisReply *reply, void *arg)
+{
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR)
+		rconn_drop_later(rc, "ROLE refused: %s", reply->str);
+	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "master") != 0)
+		rconn_drop_later(rc, "ROLE is not master: asking the sentinels again");
+}
+
+/* The answer to SENTINEL get-master-addr-by-name: [host, port], or nil for an unknown name. */
+static void
+rconn_on_sentinel(struct rconn *rc, redisReply *reply, void *arg)
+{
+	struct rconn_addr a;
+	char *end;
+	long port;
+
+	if (reply == NULL || rc->rc_dropping)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		rconn_drop_later(rc, "SENTINEL refused: %s", reply->str);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING ||
+	    rconn_copy(a.host, sizeof(a.host), reply->element[0]->str, reply->element[0]->len) ||
+	    (port = strtol(reply->element[1]->str, &end, 10)) <= 0 || port > 65535 || *end) {
+		rconn_drop_later(rc, "the sentinel knows no master named '%s'", rc->rc_cfg.master);
+		return;
+	}
+	a.port = (int)port;
+	if (!rc->rc_stats.connects || strcmp(a.host, rc->rc_master.host) || a.port !=
+	    rc->rc_master.port)
+		log_info("redis %s: master %s is %s:%d", rc->rc_peer, rc->rc_cfg.master, a.host,
+		    a.port);
+	rc->rc_master = a;
+	rc->rc_found = 1;
+	rc->rc_tried = 0;
+	rc->rc_switching = 1;
+	rconn_drop_later(rc, "asked");
 }
 
 /* The last handshake reply: a PONG means the server answers commands (not -LOADING). */
 static void
 rconn_on_hello(struct rconn *rc, redisReply *reply, void *arg)
 {
-	if (reply == NULL || rc->rc_state != RCONN_CONNECTING || rc->rc_dropwhy != NULL)
+	if (reply == NULL || rc->rc_state != RCONN_CONNECTING || rc->rc_dropping)
 		return;
 	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
-		rconn_drop_later(rc, reply->type == REDIS_REPLY_ERROR ? "PING refused" :
-		    "unexpected PING reply");
+		if (reply->type == REDIS_REPLY_ERROR)
+			rconn_drop_later(rc, "PING refused: %s", reply->str);
+		else
+			rconn_drop_later(rc, "unexpected PING reply");
 		return;
 	}
 	evtimer_del(rc->rc_stateev);
@@ -365,15 +603,17 @@ rconn_on_hello(struct rconn *rc, redisReply *reply, void *arg)
 	rc->rc_backoff_ms = rc->rc_cfg.backoff_min_ms;
 	rc->rc_stats.connects++;
 	if (rc->rc_warned || rc->rc_stats.connects == 1)
-		log_info("redis %s:%d/%d: up", rc->rc_cfg.host, rc->rc_cfg.port, rc->rc_cfg.db);
+		log_info("redis %s/%d: up", rc->rc_peer, rc->rc_cfg.db);
 	rc->rc_warned = 0;
+	if (rc->rc_cfg.on_up != NULL)
+		rc->rc_cfg.on_up(rc, rc->rc_cfg.on_up_arg);
 }
 
 static void
 rconn_on_ping(struct rconn *rc, redisReply *reply, void *arg)
 {
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		rconn_drop_later(rc, "PING refused");
+		rconn_drop_later(rc, "PING refused: %s", reply->str);
 }
 
 static void
@@ -381,7 +621,11 @@ rconn_ping_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct rconn *rc = arg;
 
-	if (rc->rc_state == RCONN_UP && rc->rc_npending == 0)
+	if (rc->rc_state != RCONN_UP || rc->rc_npending != 0)
+		return;
+	if (rc->rc_cfg.nsentinels > 0)
+		(void)rconn_send(rc, rconn_on_role, "ROLE");
+	else
 		(void)rconn_send(rc, rconn_on_ping, "PING");
 }
 
@@ -405,19 +649,57 @@ rconn_on_disconnect(const redisAsyncContext *cac, int status)
 		rconn_lost(rc, ac, ac->errstr[0] ? ac->errstr : "disconnected");
 }
 
-/* Starts a non-blocking connect and queues the handshake behind it. */
+/*
+ * Queues the handshake. To a sentinel: AUTH when there is a password, then the question. To the
+ * server: AUTH, SELECT, ROLE when a sentinel named it, and PING, whose answer brings it up.
+ * Returns 0 or -1.
+ */
+static int
+rconn_handshake(struct rconn *rc)
+{
+	const struct rconn_config *c = &rc->rc_cfg;
+	int rv = 0;
+
+	if (c->password[0] != '\0' && c->user[0] != '\0' && !rc->rc_asking)
+		rv = rconn_send(rc, rconn_on_auth, "AUTH %s %s", c->user, c->password);
+	else if (c->password[0] != '\0')
+		rv = rconn_send(rc, rconn_on_auth, "AUTH %s", c->password);
+	if (rv == -1)
+		return -1;
+	if (rc->rc_asking)
+		return rconn_send(rc, rconn_on_sentinel, "SENTINEL get-master-addr-by-name %s",
+		    c->master);
+	if ((c->db != 0 && rconn_send(rc, rconn_on_select, "SELECT %d", c->db) == -1) ||
+	    (c->nsentinels > 0 && rconn_send(rc, rconn_on_role, "ROLE") == -1))
+		return -1;
+	return rconn_send(rc, rconn_on_hello, "PING");
+}
+
+/* Starts a non-blocking connect, to a sentinel while the master is not known, and queues the
+ * handshake behind it. */
 static void
 rconn_connect(struct rconn *rc)
 {
+	const struct rconn_addr *to;
+	struct rconn_addr plain;
 	redisAsyncContext *ac;
 
+	rc->rc_asking = rc->rc_cfg.nsentinels > 0 && !rc->rc_found;
+	if (rc->rc_asking)
+		to = &rc->rc_cfg.sentinels[rc->rc_sidx];
+	else if (rc->rc_cfg.nsentinels > 0)
+		to = &rc->rc_master;
+	else {
+		strcpy(plain.host, rc->rc_cfg.host);
+		plain.port = rc->rc_cfg.port;
+		to = &plain;
+	}
+	snprintf(rc->rc_peer, sizeof(rc->rc_peer), "%s%s%s%s:%d", rc->rc_asking ? "sentinel " : "",
+	    strchr(to->host, ':') ? "[" : "", to->host, strchr(to->host, ':') ? "]" : "", to->port);
 	rc->rc_state = RCONN_CONNECTING;
-	ac = redisAsyncConnect(rc->rc_cfg.host, rc->rc_cfg.port);
+	ac = redisAsyncConnect(to->host, to->port);
 	if (ac == NULL || ac->err) {
-		const char *why = ac ? ac->errstr : "out of memory";
-
-		rc->rc_state = RCONN_DOWN;
-		rconn_set_down(rc, why);
+		rconn_set_down(rc, ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		return;
@@ -432,8 +714,7 @@ rconn_connect(struct rconn *rc)
 	redisAsyncSetConnectCallback(ac, rconn_on_connect);
 	redisAsyncSetDisconnectCallback(ac, rconn_on_disconnect);
 	rconn_timer_ms(rc->rc_stateev, rc->rc_cfg.connect_timeout_ms);
-	if ((rc->rc_cfg.db != 0 && rconn_send(rc, rconn_on_select, "SELECT %d", rc->rc_cfg.db) == -1) ||
-	    rconn_send(rc, rconn_on_hello, "PING") == -1)
+	if (rconn_handshake(rc) == -1)
 		rconn_drop(rc, "cannot queue the handshake");
 }
 

@@ -5,6 +5,13 @@
  * connection, which fails every pending command), reconnection with exponential backoff, and a
  * plain up/down state for /healthz. Commands on one connection are pipelined by nature.
  *
+ * Every (re)connection authenticates (AUTH, with an ACL user when the URL names one) when a
+ * password is configured, and SELECTs the database. With Redis Sentinel, the master is found the
+ * way Redis' Sentinel client guidelines say: ask the sentinels in turn (SENTINEL
+ * get-master-addr-by-name), confirm with ROLE on the master, and ask again after a lost
+ * connection, a READONLY reply or a ROLE that is not "master"; so a failover is followed without
+ * a restart, with the connection down (commands refused) in between.
+ *
  * The callback contract: every command that rconn_command() accepted (returned 0) gets its
  * callback called exactly once, later, from the loop: with the reply, or with NULL on a
  * timeout, a dropped connection or rconn_free(). A command issued while the connection is not up
@@ -23,14 +30,30 @@
 #include <hiredis/hiredis.h>
 
 #define RCONN_MAX_PENDING	10000	/* commands in flight; more are refused (back-pressure) */
+#define RCONN_MAX_SENTINELS	8
 
 struct rconn;
+
+/* Called each time the connection comes up, before any caller's command is sent on it. */
+typedef void (*rconn_up_fn)(struct rconn *rc, void *arg);
+
+struct rconn_addr {
+	char	 host[256];
+	int	 port;
+};
 
 /* Where and how to connect. rconn_config_init() sets the defaults noted here. */
 struct rconn_config {
 	char	 host[256];
 	int	 port;			/* 6379 */
 	int	 db;			/* 0; SELECTed on every (re)connect */
+	char	 user[128];		/* ACL user; "": AUTH with the password only */
+	char	 password[512];		/* "": no AUTH */
+	struct rconn_addr sentinels[RCONN_MAX_SENTINELS];
+	int	 nsentinels;		/* 0: host and port are the server; else ask these */
+	char	 master[128];		/* the master's name at the sentinels */
+	rconn_up_fn on_up;		/* NULL: nothing to do */
+	void	*on_up_arg;
 	int	 connect_timeout_ms;	/* 1000 */
 	int	 command_timeout_ms;	/* 1000 */
 	int	 backoff_min_ms;	/* 100: first reconnect delay, doubled after each failure */
@@ -65,9 +88,26 @@ typedef void (*rconn_cb)(struct rconn *rc, redisReply *reply, void *arg);
 /* Sets the defaults above and host 127.0.0.1. */
 void rconn_config_init(struct rconn_config *cfg);
 
-/* Parses "redis://HOST:PORT[/DB]" ("redis://[::1]:6379" for IPv6; DB 0 when absent) into
- * cfg, leaving the other fields alone. Returns 0, or -1 with a sentence in err. */
+/*
+ * Parses "redis://[USER@]HOST:PORT[/DB]" ("redis://[::1]:6379" for IPv6; DB 0 when absent) or
+ * "redis-sentinel://[USER@]HOST:PORT[,HOST:PORT...][/DB]#MASTER" into cfg. Returns 0, or -1
+ * with a sentence in err and cfg unchanged. A URL with a password is refused (without echoing
+ * it): passwords come from rconn_config_password().
+ */
 int rconn_parse_url(const char *url, struct rconn_config *cfg, char *err, size_t errlen);
+
+/*
+ * Sets the password from the file path (its bytes, one trailing newline dropped), or when path
+ * is NULL from the environment variable REDISCLI_AUTH (redis-cli's convention; no password when
+ * it is unset or empty). Returns 0, or -1 with a sentence in err. Warns when the file is
+ * readable by others.
+ */
+int rconn_config_password(struct rconn_config *cfg, const char *path, char *err, size_t errlen);
+
+/* For the programs' flag parsing: rconn_parse_url(url) and rconn_config_password(path), exiting
+ * 2 with one line naming flag (or --redis-password-file) on an error. */
+void rconn_config_cli(struct rconn_config *cfg, const char *flag, const char *url,
+    const char *path);
 
 /*
  * Creates the connection on base and starts connecting at once. Returns NULL only when memory or

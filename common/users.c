@@ -19,9 +19,10 @@
 struct users {
 	struct user	*u_list;	/* sorted by username for bsearch */
 	size_t		 u_count;
-	/* A hash nobody's password matches, with the cost most users have: an unknown name
-	 * then costs the same scrypt as a wrong password. */
+	/* A hash nobody's password matches, with the cost of the most expensive hash in the
+	 * file: an unknown name then costs what the slowest wrong password costs. */
 	char		 u_dummy[PASSWD_MAX];
+	struct passwd_cost u_dummy_cost;
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -75,6 +76,7 @@ users_entry(json_t *entry, size_t i, struct user *u, const char *path, char *err
     size_t errlen)
 {
 	char who[USERS_NAME_MAX + 8] = "";
+	struct passwd_cost c;
 
 	if (!json_is_object(entry)) {
 		users_err(err, errlen, "%s: users[%zu] must be an object", path, i);
@@ -94,56 +96,90 @@ users_entry(json_t *entry, size_t i, struct user *u, const char *path, char *err
 	    users_field(entry, "password_hash", 1, &u->password_hash, path, i, who, err,
 	    errlen) == -1)
 		return -1;
-	if (passwd_check(u->password_hash) == -1) {
+	if (passwd_cost(u->password_hash, &c) == -1) {
 		users_err(err, errlen, "%s: users[%zu]%s: \"password_hash\" is not a valid "
 		    "$scrypt$ln=..,r=..,p=..$salt$hash string", path, i, who);
+		return -1;
+	}
+	if (passwd_check(u->password_hash) == -1) {
+		users_err(err, errlen, "%s: users[%zu]%s: \"password_hash\" costs too much: "
+		    "ln=%d,r=%u,p=%u is N*r*p = %llu, the limit is %llu (ln=20,r=8,p=1); hash the "
+		    "password again with authctl", path, i, who, c.ln, c.r, c.p,
+		    (unsigned long long)passwd_work(&c), (unsigned long long)PASSWD_MAX_WORK);
 		return -1;
 	}
 	return 0;
 }
 
-/* The "$scrypt$ln=..,r=..,p=..$" prefix of hash, which is its cost. */
-static size_t
-users_cost_len(const char *hash)
+/* The user whose hash costs the most (the first of them on a tie), or NULL when there are no
+ * users. Every hash has been checked by users_entry. */
+static const struct user *
+users_costliest(const struct users *set, struct passwd_cost *cost)
 {
-	const char *p = strchr(hash + 1, '$');
+	const struct user *best = NULL;
+	struct passwd_cost c;
+	size_t i;
 
-	p = p != NULL ? strchr(p + 1, '$') : NULL;
-	return p != NULL ? (size_t)(p - hash) + 1 : 0;
+	for (i = 0; i < set->u_count; i++)
+		if (passwd_cost(set->u_list[i].password_hash, &c) == 0 &&
+		    (best == NULL || passwd_work(&c) > passwd_work(cost))) {
+			best = &set->u_list[i];
+			*cost = c;
+		}
+	return best;
 }
 
-/* Builds the dummy hash with the cost most users share (the default when there are none).
- * Its salt and hash are random: no password can match it. Returns 0 or -1. */
+/* Builds the dummy hash with the cost of the most expensive hash (the default cost when there
+ * are no users). The most common cost would not do: with the demo users at ln=14 and one added
+ * at ln=17, a wrong password for that one took 8 times as long as an unknown name, which
+ * tells that the name exists. Its salt and hash are random: no password can match it.
+ * Returns 0 or -1. */
 static int
 users_dummy(struct users *set)
 {
 	unsigned char salt[16], hash[32];
-	char salt64[32], hash64[48], cost[64];
-	size_t i, j, n, best = 0, bestn = 0, len;
+	char salt64[32], hash64[48];
+	struct passwd_cost c = { PASSWD_DEFAULT_LN, 8, 1 };
 
-	snprintf(cost, sizeof(cost), "$scrypt$ln=%d,r=8,p=1$", PASSWD_DEFAULT_LN);
-	for (i = 0; i < set->u_count; i++) {
-		len = users_cost_len(set->u_list[i].password_hash);
-		for (n = 0, j = 0; j < set->u_count; j++)
-			if (strncmp(set->u_list[i].password_hash, set->u_list[j].password_hash,
-			    len) == 0)
-				n++;
-		if (n > bestn && len < sizeof(cost)) {
-			bestn = n;
-			best = i;
-		}
-	}
-	if (bestn > 0) {
-		len = users_cost_len(set->u_list[best].password_hash);
-		memcpy(cost, set->u_list[best].password_hash, len);
-		cost[len] = '\0';
-	}
+	users_costliest(set, &c);
 	if (RAND_bytes(salt, sizeof(salt)) != 1 || RAND_bytes(hash, sizeof(hash)) != 1)
 		return -1;
 	base64_encode(BASE64_STD, salt, sizeof(salt), salt64);
 	base64_encode(BASE64_STD, hash, sizeof(hash), hash64);
-	snprintf(set->u_dummy, sizeof(set->u_dummy), "%s%s$%s", cost, salt64, hash64);
+	snprintf(set->u_dummy, sizeof(set->u_dummy), "$scrypt$ln=%d,r=%u,p=%u$%s$%s", c.ln, c.r,
+	    c.p, salt64, hash64);
+	set->u_dummy_cost = c;
 	return passwd_check(set->u_dummy);
+}
+
+int
+users_mixed_costs(const struct users *set, const char *path, char *msg, size_t msglen)
+{
+	const struct user *top;
+	struct passwd_cost max, c;
+	size_t i, cheaper = 0, first = 0;
+
+	if ((top = users_costliest(set, &max)) == NULL)
+		return 0;
+	for (i = 0; i < set->u_count; i++)
+		if (passwd_cost(set->u_list[i].password_hash, &c) == 0 &&
+		    passwd_work(&c) < passwd_work(&max) && cheaper++ == 0)
+			first = i;
+	if (cheaper == 0)
+		return 0;
+	passwd_cost(set->u_list[first].password_hash, &c);
+	users_err(msg, msglen, "%s: password hashes of different costs: %zu of %zu users (%s: "
+	    "ln=%d,r=%u,p=%u, ...) cost less than %s (ln=%d,r=%u,p=%u). Unknown names cost the "
+	    "most, so a wrong password for a cheaper user is answered sooner and shows that the "
+	    "name exists: hash every password at one cost", path, cheaper, set->u_count,
+	    set->u_list[first].username, c.ln, c.r, c.p, top->username, max.ln, max.r, max.p);
+	return 1;
+}
+
+void
+users_unknown_cost(const struct users *set, struct passwd_cost *c)
+{
+	*c = set->u_dummy_cost;
 }
 
 struct users *

@@ -160,7 +160,9 @@ auth_request(struct http_req *r, auth_next_fn next)
 	ar->ar_req = r;
 	ar->ar_claims = claims;
 	ar->ar_next = next;
-	if (revoke_check(r->thr, json_string_value(jti), auth_denylist_done, ar) == -1) {
+	if (revoke_check(r->thr, json_string_value(jti),
+	    (long long)json_number_value(json_object_get(claims, "iat")), auth_denylist_done,
+	    ar) == -1) {
 		json_decref(claims);
 		free(ar);
 		auth_reply_unavailable(r);

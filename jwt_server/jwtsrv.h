@@ -51,11 +51,13 @@ typedef void (*revoke_cb)(void *arg, enum revoke_result);
 int revoke_thread_init(struct http_thread *t);
 void revoke_thread_fini(struct http_thread *t);
 /*
- * Asks whether jti is denied / denies jti for seconds. Returns 0 when asked (cb is then called
+ * Asks whether the token jti issued at iat (seconds) is denied: on the list, or issued before
+ * the list last lost its data / denies jti for seconds. Returns 0 when asked (cb is then called
  * exactly once, later, from t's loop), or -1 when Redis is not reachable right now (no call).
  * arg stays the caller's.
  */
-int revoke_check(struct http_thread *t, const char *jti, revoke_cb cb, void *arg);
+int revoke_check(struct http_thread *t, const char *jti, long long iat, revoke_cb cb,
+    void *arg);
 int revoke_add(struct http_thread *t, const char *jti, long seconds, revoke_cb cb, void *arg);
 /* Adds the deny-list state to /healthz; returns 200 or 503. */
 int revoke_health(struct http_thread *t, json_t *body);

@@ -36,13 +36,16 @@ static const char usage[] =
     "                          (default auth-demo)\n"
     "  --ttl SECONDS           token lifetime (default 900)\n"
     "  --leeway SECONDS        clock skew allowed on exp, nbf and iat (default 30)\n"
-    "  --revocation redis://HOST:PORT[/DB]\n"
+    "  --revocation redis://[USER@]HOST:PORT[/DB]\n"
+    "              |redis-sentinel://HOST:PORT[,HOST:PORT...][/DB]#MASTER\n"
     "                          deny-list for POST /logout, checked on every request\n"
+    "  --redis-password-file FILE\n"
+    "                          Redis password (else $REDISCLI_AUTH; never in the URL)\n"
     "  --redis-timeout MS      Redis connect and command timeout (default 1000)\n";
 
 enum {
 	OPT_SECRET = 1, OPT_KEY, OPT_VERIFY_KEY, OPT_ISSUER, OPT_AUDIENCE, OPT_TTL, OPT_LEEWAY,
-	OPT_REVOCATION, OPT_REDIS_TIMEOUT
+	OPT_REVOCATION, OPT_REDIS_TIMEOUT, OPT_REDIS_PASSWORD
 };
 
 static const struct option longopts[] = {
@@ -56,6 +59,7 @@ static const struct option longopts[] = {
 	{ "leeway", required_argument, NULL, OPT_LEEWAY },
 	{ "revocation", required_argument, NULL, OPT_REVOCATION },
 	{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
+	{ "redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -232,10 +236,10 @@ jwtsrv_jwks(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-	{ "/login", EVHTTP_REQ_POST, jwtsrv_login, 1 },
-	{ "/profile", EVHTTP_REQ_GET, jwtsrv_profile, 1 },
-	{ "/logout", EVHTTP_REQ_POST, jwtsrv_logout, 1 },
-	{ "/.well-known/jwks.json", EVHTTP_REQ_GET, jwtsrv_jwks, 0 },
+	{ "/login", HTTP_POST, jwtsrv_login, 1 },
+	{ "/profile", HTTP_GET, jwtsrv_profile, 1 },
+	{ "/logout", HTTP_POST, jwtsrv_logout, 1 },
+	{ "/.well-known/jwks.json", HTTP_GET, jwtsrv_jwks, 0 },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -302,7 +306,7 @@ main(int argc, char *argv[])
 		.metrics = revoke_metrics,
 	};
 	const char *secret = NULL, *key = NULL, *verify[MAX_VERIFY_KEYS], *revocation = NULL;
-	char err[512];
+	const char *redis_password = NULL;
 	int opt, nverify = 0, i, rv;
 
 	http_cli_init("jwt_server", usage);
@@ -341,6 +345,9 @@ main(int argc, char *argv[])
 		case OPT_REVOCATION:
 			revocation = optarg;
 			break;
+		case OPT_REDIS_PASSWORD:
+			redis_password = optarg;
+			break;
 		case OPT_REDIS_TIMEOUT:
 			jwtsrv.js_redis.connect_timeout_ms = jwtsrv.js_redis.command_timeout_ms =
 			    (int)cli_num("--redis-timeout", optarg, 10, 60000);
@@ -357,8 +364,7 @@ main(int argc, char *argv[])
 	if (*jwtsrv.js_issuer == '\0' || *jwtsrv.js_audience == '\0')
 		cli_bad("--issuer and --audience cannot be empty");
 	if (revocation != NULL) {
-		if (rconn_parse_url(revocation, &jwtsrv.js_redis, err, sizeof(err)) == -1)
-			cli_bad("--revocation: %s", err);
+		rconn_config_cli(&jwtsrv.js_redis, "--revocation", revocation, redis_password);
 		jwtsrv.js_revocation = 1;
 	}
 	log_init("jwt_server", cfg.debug);

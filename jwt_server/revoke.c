@@ -4,24 +4,61 @@
  * event-loop thread (common/rconn.c gives timeouts and reconnection). Every answer that is not
  * a clear "no" (timeout, disconnect, error reply) is REVOKE_UNAVAILABLE: a verifier that cannot
  * ask must not say "valid".
+ *
+ * A deny-list that silently comes back empty (Redis restarted without its data, a failover to a
+ * replica that missed the last writes, a FLUSHALL) would bring revoked tokens back to life. So
+ * it fails closed: the marker "denylist:since" holds the second from which the list is complete.
+ * Every (re)connection writes it unless it exists (SET NX), and every check reads it with the
+ * jti (one MGET): a token issued before it is refused as revoked, and a missing marker refuses
+ * the token and writes a new one. Tokens issued after the loss keep working.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
+#include "prom.h"
 #include "jwtsrv.h"
+
+#define REVOKE_MARKER	"denylist:since"
 
 /* One command in flight: freed by its rconn callback, which rconn calls exactly once. */
 struct revoke_op {
 	revoke_cb	 ro_cb;
 	void		*ro_arg;
+	long long	 ro_iat;	/* check: the token's issue time */
 };
+
+static void
+revoke_marker_done(struct rconn *rc, redisReply *reply, void *arg)
+{
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR)
+		log_warnx("deny-list: cannot write %s: %s", REVOKE_MARKER, reply->str);
+	else if (reply->type == REDIS_REPLY_STATUS && rconn_stats(rc)->connects > 1)
+		log_warnx("deny-list: %s was gone: Redis lost the list, so every token issued "
+		    "before now is refused until it expires", REVOKE_MARKER);
+}
+
+/* Writes the marker unless it exists: now, on the first connection ever or after a loss. */
+static void
+revoke_marker(struct rconn *rc, void *arg)
+{
+	if (rconn_command(rc, revoke_marker_done, NULL, "SET " REVOKE_MARKER " %lld NX",
+	    (long long)time(NULL)) == -1)
+		log_warnx("deny-list: cannot write %s", REVOKE_MARKER);
+}
 
 int
 revoke_thread_init(struct http_thread *t)
 {
+	struct rconn_config cfg = jwtsrv.js_redis;
+
 	if (!jwtsrv.js_revocation)
 		return 0;
-	if ((t->data = rconn_new(t->base, &jwtsrv.js_redis)) == NULL) {
+	cfg.on_up = revoke_marker;
+	if ((t->data = rconn_new(t->base, &cfg)) == NULL) {
 		log_warnx("thread %d: cannot set up the Redis connection", t->index);
 		return -1;
 	}
@@ -36,14 +73,27 @@ revoke_thread_fini(struct http_thread *t)
 	t->data = NULL;
 }
 
+/* The reply to MGET deny:<jti> denylist:since. */
 static void
 revoke_check_done(struct rconn *rc, redisReply *reply, void *arg)
 {
 	struct revoke_op *op = arg;
 	enum revoke_result res = REVOKE_UNAVAILABLE;
+	redisReply *denied, *since;
 
-	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-		res = reply->integer > 0 ? REVOKE_YES : REVOKE_NO;
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+		denied = reply->element[0];
+		since = reply->element[1];
+		if (since->type != REDIS_REPLY_STRING) {
+			log_warnx("deny-list: %s is gone: refusing tokens issued before now",
+			    REVOKE_MARKER);
+			revoke_marker(rc, NULL);
+			res = REVOKE_YES;
+		} else if (denied->type != REDIS_REPLY_NIL || op->ro_iat < atoll(since->str))
+			res = REVOKE_YES;
+		else
+			res = REVOKE_NO;
+	}
 	op->ro_cb(op->ro_arg, res);
 	free(op);
 }
@@ -74,13 +124,15 @@ revoke_op_new(revoke_cb cb, void *arg)
 }
 
 int
-revoke_check(struct http_thread *t, const char *jti, revoke_cb cb, void *arg)
+revoke_check(struct http_thread *t, const char *jti, long long iat, revoke_cb cb, void *arg)
 {
 	struct revoke_op *op;
 
 	if (t->data == NULL || (op = revoke_op_new(cb, arg)) == NULL)
 		return -1;
-	if (rconn_command(t->data, revoke_check_done, op, "EXISTS deny:%s", jti) == -1) {
+	op->ro_iat = iat;
+	if (rconn_command(t->data, revoke_check_done, op, "MGET deny:%s " REVOKE_MARKER,
+	    jti) == -1) {
 		free(op);
 		return -1;
 	}
@@ -120,19 +172,19 @@ void
 revoke_metrics(struct http_thread *t, struct evbuffer *out)
 {
 	const struct rconn_stats *st;
+	char labels[32];
 
 	if (t->data == NULL)
 		return;
 	st = rconn_stats(t->data);
-	evbuffer_add_printf(out,
-	    "# HELP jwt_denylist_up Whether this thread's Redis deny-list connection is up.\n"
-	    "# TYPE jwt_denylist_up gauge\njwt_denylist_up{thread=\"%d\"} %d\n"
-	    "# HELP jwt_denylist_failed_total Deny-list commands that got no answer.\n"
-	    "# TYPE jwt_denylist_failed_total counter\n"
-	    "jwt_denylist_failed_total{thread=\"%d\"} %llu\n"
-	    "# HELP jwt_denylist_refused_total Deny-list commands refused while Redis was down.\n"
-	    "# TYPE jwt_denylist_refused_total counter\n"
-	    "jwt_denylist_refused_total{thread=\"%d\"} %llu\n",
-	    t->index, rconn_is_up(t->data), t->index, (unsigned long long)st->failed, t->index,
-	    (unsigned long long)st->refused);
+	snprintf(labels, sizeof(labels), "thread=\"%d\"", t->index);
+	prom_family(out, "jwt_denylist_up", "gauge",
+	    "Whether this thread's Redis deny-list connection is up.");
+	prom_sample(out, "jwt_denylist_up", labels, (unsigned long long)rconn_is_up(t->data));
+	prom_family(out, "jwt_denylist_failed_total", "counter",
+	    "Deny-list commands that got no answer.");
+	prom_sample(out, "jwt_denylist_failed_total", labels, st->failed);
+	prom_family(out, "jwt_denylist_refused_total", "counter",
+	    "Deny-list commands refused while Redis was down.");
+	prom_sample(out, "jwt_denylist_refused_total", labels, st->refused);
 }

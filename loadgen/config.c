@@ -16,8 +16,11 @@
 static const char config_usage[] =
 "usage: loadgen --url URL --flow session|jwt|none [--credentials FILE] [options]\n"
 "\n"
-"Each virtual user logs in once (POST /login), keeps its cookies (all of them, like a\n"
-"browser) or its Bearer token, then asks for /profile over keep-alive connections.\n"
+"Each virtual user logs in once (POST /login), keeps its cookies or its Bearer token,\n"
+"then asks for /profile over keep-alive connections. Unlike a browser, it ignores the\n"
+"Set-Cookie of answers with status 400 or more: a 401 that clears the session cookie would\n"
+"log the user out for good and turn every later request into a failure, and loadgen counts\n"
+"each request's own outcome instead.\n"
 "\n"
 "  --url URL              http://HOST:PORT[/PREFIX] or https://...\n"
 "  --flow FLOW            session (cookies), jwt (Bearer token), none (no login)\n"
@@ -38,7 +41,8 @@ static const char config_usage[] =
 "  --max-p99-ms MS        exit 1 if the 99th percentile latency is above MS\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 done, 1 a threshold was exceeded or no user could log in, 2 bad usage.\n";
+"Exit status: 0 done, 1 a threshold was exceeded, no user could log in or no request\n"
+"succeeded (got an answer below 400), 2 bad usage.\n";
 
 enum {
 	OPT_URL = 1, OPT_FLOW, OPT_CREDS, OPT_USERS, OPT_CONC, OPT_THREADS, OPT_DURATION,

@@ -1,6 +1,6 @@
 /*
  * loadgen's private header: the run configuration, the latency histogram, the cookie jar, the
- * HTTP response parser, the statistics each worker thread keeps, and the virtual users.
+ * HTTP responses (framed by common/parse.c), the statistics each worker thread keeps, and the virtual users.
  */
 #ifndef LOADGEN_H
 #define LOADGEN_H
@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include <pthread.h>
+
+#include "parse.h"
 
 struct evbuffer;
 struct event;
@@ -136,7 +138,7 @@ int	jar_header(const struct jar *j, char *out, size_t outlen);
 /* Frees every cookie; the jar is empty and reusable afterwards. */
 void	jar_free(struct jar *j);
 
-/* ---- resp.c: incremental HTTP/1.1 response parser over an evbuffer ---- */
+/* ---- resp.c: HTTP/1.1 responses over an evbuffer, framed by the shared parser (parse.h) ---- */
 
 #define RESP_MAX_HEAD	16384
 #define RESP_MAX_BODY	65536	/* for the bodies we keep (login answers) */
@@ -144,10 +146,7 @@ void	jar_free(struct jar *j);
 enum resp_state {
 	RESP_HEAD,
 	RESP_BODY_LENGTH,
-	RESP_CHUNK_SIZE,
-	RESP_CHUNK_DATA,
-	RESP_CHUNK_END,
-	RESP_TRAILER,
+	RESP_CHUNKED,
 	RESP_BODY_EOF,		/* no length given: the body ends when the server closes */
 	RESP_DONE
 };
@@ -157,7 +156,8 @@ struct resp {
 	int		 r_status;
 	int		 r_close;		/* the server will close after this response */
 	int		 r_jar_changed;
-	uint64_t	 r_left;		/* bytes left in the body or the current chunk */
+	uint64_t	 r_left;		/* bytes left in a Content-Length body */
+	struct parse_chunk r_chunk;		/* the decoder of a chunked body */
 	size_t		 r_kept;
 	char		 r_served_by[64];	/* X-Served-By, "" when absent */
 	struct jar	*r_jar;			/* where Set-Cookie of status < 400 goes */
@@ -171,8 +171,6 @@ void	resp_reset(struct resp *r, struct jar *jar, struct evbuffer *body);
 int	resp_feed(struct resp *r, struct evbuffer *in);
 /* The connection reached EOF: returns 1 if that completes a read-until-close body, else -1. */
 int	resp_eof(struct resp *r);
-/* Parses a status line and headers ending in an empty line (len bytes). Returns 0 or -1. */
-int	resp_head(struct resp *r, const char *head, size_t len);
 
 /* ---- stats.c: what one worker counts; merged at the end ---- */
 

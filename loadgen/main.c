@@ -63,6 +63,19 @@ main_tls(const struct lg_config *cfg)
 	return ctx;
 }
 
+/* How many requests got an answer below 400. None at all is a failed run (SPEC.md: loadgen
+ * exits 1 when no request succeeded), whatever the thresholds say. */
+static uint64_t
+main_succeeded(const struct stats *st)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 200; i < 400 && i < STATS_STATUS_MAX; i++)
+		n += st->st_status[i];
+	return n;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -127,6 +140,9 @@ main(int argc, char *argv[])
 		rc = 1;
 	if (cfg.flow != FLOW_NONE && total.st_logins_ok == 0) {
 		fprintf(stderr, "loadgen: no virtual user could log in\n");
+		rc = 1;
+	} else if (main_succeeded(&total) == 0) {
+		fprintf(stderr, "loadgen: no request succeeded (no answer below 400)\n");
 		rc = 1;
 	}
 	config_creds_free(creds, main_run.ncreds);

@@ -1,19 +1,20 @@
 /*
- * An incremental HTTP/1.1 response parser working straight on a bufferevent's input buffer:
- * the head is parsed in place once complete (no allocation per header), the body is framed by
- * Content-Length, chunked encoding, or the end of the connection, and is kept only when asked.
- * Every size the server controls is limited.
+ * HTTP/1.1 responses read straight from a bufferevent's input buffer with the shared strict
+ * parser (common/parse.c): the head is parsed in place once complete (no allocation per
+ * header), the body is framed by Content-Length, chunked encoding, or the end of the
+ * connection, and is kept only when asked. Every size the server controls is limited.
  */
-#include "digits.h"
 #include "loadgen.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
 
-#define RESP_MAX_LINE	1024	/* a chunk-size or trailer line */
+#define RESP_PULL	4096	/* a chunked body is decoded this much at a time */
+
+/* Scratch for one head at a time per thread: it is used at once, then dropped. */
+static _Thread_local struct parse_head resp_ph;
 
 void
 resp_reset(struct resp *r, struct jar *jar, struct evbuffer *body)
@@ -29,110 +30,70 @@ resp_reset(struct resp *r, struct jar *jar, struct evbuffer *body)
 	r->r_body = body;
 }
 
-/* Does the comma-separated header value hold token (case-insensitive)? */
-static int
-resp_has_token(const char *v, size_t len, const char *token)
+/* Takes what loadgen wants from a parsed head: status, keep-alive, X-Served-By, cookies. */
+static void
+resp_fields(struct resp *r, const struct parse_head *h)
 {
-	size_t tl = strlen(token), i = 0, start;
+	size_t i, n;
 
-	while (i < len) {
-		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
-			i++;
-		if (i - start == tl && strncasecmp(v + start, token, tl) == 0)
-			return 1;
-	}
-	return 0;
-}
+	r->r_status = h->status;
+	r->r_close = h->minor == 0 ? !h->conn_keepalive : h->conn_close;
+	for (i = 0; i < h->nhdrs; i++) {
+		const struct parse_hdr *f = &h->hdrs[i];
 
-int
-resp_head(struct resp *r, const char *head, size_t len)
-{
-	const char *p = head, *end = head + len, *eol, *colon, *v, *ve;
-	uint64_t clen = 0;
-	int minor, have_len = 0, chunked = 0;
-	size_t nlen, vlen;
-
-	/* "HTTP/1.x SSS reason" */
-	if (len < 14 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
-	    p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-	    p[11] < '0' || p[11] > '9' || (p[12] != ' ' && p[12] != '\r'))
-		return -1;
-	minor = p[7] - '0';
-	r->r_status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-	r->r_close = minor == 0;
-	if ((eol = memchr(p, '\n', len)) == NULL || eol == p || eol[-1] != '\r')
-		return -1;
-	p = eol + 1;
-
-	while (p < end) {
-		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL || eol == p ||
-		    eol[-1] != '\r')
-			return -1;
-		if (eol - 1 == p)
-			break;		/* the empty line */
-		if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL || colon == p)
-			return -1;
-		nlen = (size_t)(colon - p);
-		if (p[nlen - 1] == ' ' || p[nlen - 1] == '\t')
-			return -1;	/* RFC 9112: no whitespace before the colon */
-		v = colon + 1;
-		ve = eol - 1;
-		while (v < ve && (*v == ' ' || *v == '\t'))
-			v++;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		vlen = (size_t)(ve - v);
-
-		if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-			uint64_t n;
-			if (digits_decimal(v, vlen, 15, &n) == -1 || (have_len && n != clen))
-				return -1;
-			clen = n;
-			have_len = 1;
-		} else if (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
-			if (!resp_has_token(v, vlen, "chunked"))
-				return -1;	/* nothing else is sent to us */
-			chunked = 1;
-		} else if (nlen == 10 && strncasecmp(p, "Connection", 10) == 0) {
-			if (resp_has_token(v, vlen, "close"))
-				r->r_close = 1;
-			else if (resp_has_token(v, vlen, "keep-alive"))
-				r->r_close = 0;
-		} else if (nlen == 11 && strncasecmp(p, "X-Served-By", 11) == 0) {
-			if (vlen >= sizeof(r->r_served_by))
-				vlen = sizeof(r->r_served_by) - 1;
-			memcpy(r->r_served_by, v, vlen);
-			r->r_served_by[vlen] = '\0';
-		} else if (nlen == 10 && strncasecmp(p, "Set-Cookie", 10) == 0 &&
+		if (f->namelen == 11 && strncasecmp(f->name, "X-Served-By", 11) == 0) {
+			n = f->valuelen < sizeof(r->r_served_by) ? f->valuelen :
+			    sizeof(r->r_served_by) - 1;
+			memcpy(r->r_served_by, f->value, n);
+			r->r_served_by[n] = '\0';
+		} else if (f->namelen == 10 && strncasecmp(f->name, "Set-Cookie", 10) == 0 &&
 		    r->r_jar != NULL && r->r_status < 400) {
 			/* Cookies from failed answers are not applied: a 401 that clears the
 			 * session would log the user out for good, and every later request
 			 * would fail too. loadgen counts per-request failures, not that
 			 * cascade (no re-login, the session cookie is kept). */
-			if (jar_set(r->r_jar, v, vlen) == 1)
+			if (jar_set(r->r_jar, f->value, f->valuelen) == 1)
 				r->r_jar_changed = 1;
 		}
-		p = eol + 1;
 	}
-	if (p >= end)
-		return -1;
+}
 
-	if ((r->r_status >= 100 && r->r_status < 200) || r->r_status == 204 ||
-	    r->r_status == 304)
+/* Reads a response head from in. Returns 1 when one was taken, 0 for more, -1 on error. */
+static int
+resp_head(struct resp *r, struct evbuffer *in)
+{
+	struct parse_head *h = &resp_ph;
+	size_t len = evbuffer_get_length(in), n;
+	const char *p;
+	int rc;
+
+	n = len < RESP_MAX_HEAD ? len : RESP_MAX_HEAD;
+	if (n == 0)
+		return 0;
+	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
+		return -1;
+	if ((rc = parse_response(p, n, RESP_MAX_HEAD, 0, h)) != PARSE_OK)
+		return rc == PARSE_MORE ? 0 : -1;
+	resp_fields(r, h);
+	evbuffer_drain(in, h->headlen);
+	switch (h->framing) {
+	case FRAME_NONE:
 		r->r_state = RESP_DONE;
-	else if (chunked)
-		r->r_state = RESP_CHUNK_SIZE;
-	else if (have_len) {
-		r->r_left = clen;
-		r->r_state = clen ? RESP_BODY_LENGTH : RESP_DONE;
-	} else {
+		break;
+	case FRAME_LENGTH:
+		r->r_left = h->length;
+		r->r_state = RESP_BODY_LENGTH;
+		break;
+	case FRAME_CHUNKED:
+		memset(&r->r_chunk, 0, sizeof(r->r_chunk));
+		r->r_state = RESP_CHUNKED;
+		break;
+	case FRAME_CLOSE:
 		r->r_state = RESP_BODY_EOF;
 		r->r_close = 1;
+		break;
 	}
-	return 0;
+	return 1;
 }
 
 /* Moves n body bytes from in to the kept body, or drops them. Returns 0, or -1 over the limit. */
@@ -147,54 +108,44 @@ resp_take(struct resp *r, struct evbuffer *in, size_t n)
 	return evbuffer_remove_buffer(in, r->r_body, n) == (int)n ? 0 : -1;
 }
 
-/* Takes one CRLF-terminated line of at most RESP_MAX_LINE bytes out of in, into line.
- * Returns its length, -2 when incomplete, -1 when too long. */
+/* Decodes what has arrived of a chunked body. Returns 1 at its end, 0 for more, -1 on error. */
 static int
-resp_line(struct evbuffer *in, char *line)
+resp_chunked(struct resp *r, struct evbuffer *in)
 {
-	struct evbuffer_ptr eol;
-	size_t eol_len;
+	size_t len, n, used;
+	const char *p;
+	int rc, isdata;
 
-	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
-	if (eol.pos < 0)
-		return evbuffer_get_length(in) > RESP_MAX_LINE ? -1 : -2;
-	if ((size_t)eol.pos >= RESP_MAX_LINE)
-		return -1;
-	evbuffer_remove(in, line, (size_t)eol.pos);
-	line[eol.pos] = '\0';
-	evbuffer_drain(in, eol_len);
-	return (int)eol.pos;
+	while ((len = evbuffer_get_length(in)) > 0) {
+		n = len < RESP_PULL ? len : RESP_PULL;
+		if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
+			return -1;
+		if ((rc = parse_chunk_step(&r->r_chunk, p, n, &used, &isdata)) == PARSE_ERROR)
+			return -1;
+		if (isdata ? resp_take(r, in, used) == -1 : evbuffer_drain(in, used) == -1)
+			return -1;
+		if (rc == PARSE_OK)
+			return 1;
+	}
+	return 0;
 }
 
 int
 resp_feed(struct resp *r, struct evbuffer *in)
 {
-	char line[RESP_MAX_LINE + 1];
-	struct evbuffer_ptr pos;
-	size_t avail, n, k;
-	uint64_t sz;
-	int rc, d;
+	size_t avail, n;
+	int rc;
 
 	for (;;) {
 		avail = evbuffer_get_length(in);
 		switch (r->r_state) {
 		case RESP_HEAD:
-			pos = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-			if (pos.pos < 0)
-				return avail > RESP_MAX_HEAD ? -1 : 0;
-			n = (size_t)pos.pos + 4;
-			if (n > RESP_MAX_HEAD)
-				return -1;
-			if (resp_head(r, (const char *)evbuffer_pullup(in, (ssize_t)n), n) == -1)
-				return -1;
-			evbuffer_drain(in, n);
-			if (r->r_state == RESP_DONE && r->r_status < 200) {
+			if ((rc = resp_head(r, in)) != 1)
+				return rc;
+			if (r->r_state == RESP_DONE && r->r_status < 200)
 				resp_reset(r, r->r_jar, r->r_body);	/* 1xx: the real one follows */
-				continue;
-			}
 			break;
 		case RESP_BODY_LENGTH:
-		case RESP_CHUNK_DATA:
 			if (avail == 0)
 				return 0;
 			n = avail < r->r_left ? avail : (size_t)r->r_left;
@@ -202,35 +153,12 @@ resp_feed(struct resp *r, struct evbuffer *in)
 				return -1;
 			r->r_left -= n;
 			if (r->r_left == 0)
-				r->r_state = r->r_state == RESP_BODY_LENGTH ? RESP_DONE :
-				    RESP_CHUNK_END;
-			break;
-		case RESP_CHUNK_SIZE:
-			if ((rc = resp_line(in, line)) < 0)
-				return rc == -2 ? 0 : -1;
-			for (sz = 0, k = 0; (d = digits_hex((unsigned char)line[k])) >= 0; k++) {
-				if (k == 12)
-					return -1;
-				sz = sz * 16 + (uint64_t)d;
-			}
-			if (k == 0 || (line[k] != '\0' && line[k] != ';' && line[k] != ' '))
-				return -1;
-			r->r_left = sz;
-			r->r_state = sz ? RESP_CHUNK_DATA : RESP_TRAILER;
-			break;
-		case RESP_CHUNK_END:
-			if (avail < 2)
-				return 0;
-			evbuffer_remove(in, line, 2);
-			if (line[0] != '\r' || line[1] != '\n')
-				return -1;
-			r->r_state = RESP_CHUNK_SIZE;
-			break;
-		case RESP_TRAILER:
-			if ((rc = resp_line(in, line)) < 0)
-				return rc == -2 ? 0 : -1;
-			if (rc == 0)
 				r->r_state = RESP_DONE;
+			break;
+		case RESP_CHUNKED:
+			if ((rc = resp_chunked(r, in)) != 1)
+				return rc;
+			r->r_state = RESP_DONE;
 			break;
 		case RESP_BODY_EOF:
 			if (avail == 0)

@@ -190,6 +190,34 @@ vu_warn(enum lg_err err, const char *why)
 		log_warnx("first %s error: %s", stats_err_name(err), why);
 }
 
+/*
+ * Says once per run why a login failed: which user, and what the server answered (status and
+ * the JSON error body), so that "no virtual user could log in" at the end has its reason. A 200
+ * without a token is a failed login too (counted in the report's logins, not as a protocol
+ * error): a session server answering --flow jwt.
+ */
+static void
+vu_login_warn(struct conn *c, int status)
+{
+	static atomic_int warned;
+	size_t len = evbuffer_get_length(c->c_body);
+	const char *error = NULL, *message = NULL;
+	json_t *o;
+
+	if (atomic_exchange(&warned, 1) != 0)
+		return;
+	o = json_loadb((const char *)evbuffer_pullup(c->c_body, (ssize_t)len), len, 0, NULL);
+	error = json_string_value(json_object_get(o, "error"));
+	message = json_string_value(json_object_get(o, "message"));
+	if (status == 200)
+		log_warnx("first failed login: %s got 200 without a usable access_token (a session "
+		    "server? try --flow session)", c->c_vu->v_cred->cr_user);
+	else
+		log_warnx("first failed login: %s got %d%s%s%s%s", c->c_vu->v_cred->cr_user, status,
+		    error ? " " : "", error ? error : "", message ? ": " : "", message ? message : "");
+	json_decref(o);
+}
+
 /* Frees the bufferevent: the connection is gone, nothing else changes. */
 static void
 conn_close_bev(struct conn *c)
@@ -324,8 +352,7 @@ conn_login_done(struct conn *c, uint64_t now)
 				conn_next(vu->v_conns[i]);
 		return;
 	}
-	if (status == 200)
-		vu_warn(ERR_PROTOCOL, "login answer without a usable access_token");
+	vu_login_warn(c, status);
 	if (vu_login_failed(vu, status) == VU_LOGGED_OUT)
 		conn_wait(c, VU_BACKOFF_US);
 }

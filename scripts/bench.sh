@@ -42,16 +42,16 @@ B_BALANCER=ours B_INSTANCES=3 ROUNDS=5 DURATION=4 WARMUP=2 B_USERS=24 B_CONC='' 
 VARIANTS=$ALL_VARIANTS OUT='' WRK=1
 while [ $# -gt 0 ]; do
 	case $1 in
-	--balancer) B_BALANCER=${2:-}; shift 2 ;;
-	--instances) B_INSTANCES=${2:-}; shift 2 ;;
-	--rounds) ROUNDS=${2:-}; shift 2 ;;
-	--duration) DURATION=${2:-}; shift 2 ;;
-	--warmup) WARMUP=${2:-}; shift 2 ;;
-	--users) B_USERS=${2:-}; shift 2 ;;
-	--concurrency) B_CONC=${2:-}; shift 2 ;;
-	--threads) B_THREADS=${2:-}; shift 2 ;;
-	--variants) VARIANTS=${2:-}; shift 2 ;;
-	--out) OUT=${2:-}; shift 2 ;;
+	--balancer) lib_optarg B_BALANCER "$@"; shift 2 ;;
+	--instances) lib_optarg B_INSTANCES "$@"; shift 2 ;;
+	--rounds) lib_optarg ROUNDS "$@"; shift 2 ;;
+	--duration) lib_optarg DURATION "$@"; shift 2 ;;
+	--warmup) lib_optarg WARMUP "$@"; shift 2 ;;
+	--users) lib_optarg B_USERS "$@"; shift 2 ;;
+	--concurrency) lib_optarg B_CONC "$@"; shift 2 ;;
+	--threads) lib_optarg B_THREADS "$@"; shift 2 ;;
+	--variants) lib_optarg VARIANTS "$@"; shift 2 ;;
+	--out) lib_optarg OUT "$@"; shift 2 ;;
 	--no-wrk) WRK=0; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Benchmarks bin/balancer against HAProxy and nginx, side by side in one run, in front of the
 # same three trivial backends (three one-worker nginx instances answering "ok"). Loopback only;
 # every process is started here in a temp dir and stopped at the end.
@@ -13,6 +13,9 @@
 # 1; 1 with --tls), STRACE (syscall column: 0 or 1; 1 with --tls), PERF=FILE (also records
 # `perf record -g` of the one-thread balancer during the first round into FILE).
 set -eu
+# shellcheck disable=SC2034 # read by lib.sh
+LIB_PROG=bench_balancer.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TLS=0
 case ${1:-} in
 -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -51,21 +54,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-	python3 - "$1" <<'PY'
-import socket, sys, time
-for _ in range(200):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit("nothing listens on port " + sys.argv[1])
-PY
-}
+port() { lib_free_ports 1; }
+wait_port() { lib_wait_port "$1" "" "" 10 || { echo "bench_balancer: nothing listens on port $1" >&2; exit 1; }; }
 nginx_conf() {	# name, body of the http block
 	mkdir -p "$T/$1"
 	cat > "$T/$1/nginx.conf" <<CONF

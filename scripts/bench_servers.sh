@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Single-server benchmark: GET /profile requests/s of one event-loop thread of each login
 # server (memory sessions, Redis sessions, JWT HS256, JWT ES256) against the ceiling of the same
-# scaffolding with no authentication at all (GET /healthz), side by side in one run, rounds
-# interleaved and medians reported; then /profile p99 latency on the memory store while logins
-# are hashed in parallel, against idle. Loopback only, wrk for the load; every process is started
-# here in a temp dir and stopped at the end.
+# scaffolding with no authentication at all (GET /healthz), and that ceiling against nginx
+# `return 200` with one worker, side by side in one run, rounds interleaved and medians
+# reported, servers pinned to CPU 0 and wrk to CPU 1 (taskset); ES256 next to `openssl speed`'s
+# verify rate. Then /profile p99 latency on the memory store while logins are hashed in
+# parallel, against idle. Loopback only; every process is started here in a temp dir and
+# stopped at the end.
 # Usage: scripts/bench_servers.sh [--rounds R] [--duration S]   (defaults 3 rounds of 5 s)
 # Programs come from $AUTH_BIN (default <repo>/bin).
 set -euo pipefail
@@ -14,14 +16,14 @@ LIB_PROG=bench_servers.sh
 ROUNDS=3 DURATION=5 CONNS=50
 while [ $# -gt 0 ]; do
 	case $1 in
-	--rounds) ROUNDS=${2:-}; shift 2 ;;
-	--duration) DURATION=${2:-}; shift 2 ;;
-	-h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--rounds) lib_optarg ROUNDS "$@"; shift 2 ;;
+	--duration) lib_optarg DURATION "$@"; shift 2 ;;
+	-h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_servers.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
 case $ROUNDS$DURATION in *[!0-9]* | '') echo "bench_servers.sh: --rounds and --duration take whole numbers" >&2; exit 2 ;; esac
-for tool in wrk redis-server curl; do
+for tool in wrk redis-server curl nginx openssl; do
 	command -v $tool >/dev/null || { echo "bench_servers.sh: $tool is missing (make bench installs it)" >&2; exit 1; }
 done
 BIN=${AUTH_BIN:-$LIB_ROOT/bin}
@@ -35,10 +37,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Servers on one CPU, the load generator on another, so that they do not compete.
+SRV_CPU=() LOAD_CPU=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+	SRV_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1)
+fi
+WRK=$(command -v wrk)
+wrk() { "${LOAD_CPU[@]}" "$WRK" "$@"; }
+
 start() {	# name port argv...: one server on one thread, no access log
 	local name=$1 port=$2
 	shift 2
-	"$@" >"$T/$name.log" 2>&1 &
+	"${SRV_CPU[@]}" "$@" >"$T/$name.log" 2>&1 &
 	PIDS+=($!)
 	lib_wait_port "$port" "$!" "${1##*/}" 20 || { cat "$T/$name.log" >&2; exit 1; }
 }
@@ -47,7 +57,7 @@ start() {	# name port argv...: one server on one thread, no access log
 printf 'alice-password\n' | "$BIN/authctl" useradd --users "$T/users.json" --role admin alice >/dev/null
 "$BIN/authctl" keygen hs256 --out "$T/hs.key" >/dev/null
 "$BIN/authctl" keygen es256 --out "$T/es.pem" >/dev/null
-mapfile -t FREE < <(lib_free_ports 5)
+mapfile -t FREE < <(lib_free_ports 6)
 RP=${FREE[4]}
 redis-server --port "$RP" --bind 127.0.0.1 --dir "$T" --save '' --appendonly no >"$T/redis.log" 2>&1 &
 PIDS+=($!)
@@ -63,6 +73,24 @@ start hs256 "${PORT[hs256]}" "$BIN/jwt_server" --listen "127.0.0.1:${PORT[hs256]
 	--secret-file "$T/hs.key" "${common[@]}"
 start es256 "${PORT[es256]}" "$BIN/jwt_server" --listen "127.0.0.1:${PORT[es256]}" --id es256 \
 	--key "$T/es.pem" "${common[@]}"
+# The reference: nginx answering `return 200` from one worker, no access log.
+NP=${FREE[5]}
+mkdir -p "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
+	uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
+	server { listen 127.0.0.1:$NP; location / { return 200 "ok\\n"; } }
+}
+NGINX
+start nginx "$NP" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log"
 
 declare -A HDR
 login() {	# variant: prints the header that carries its credential
@@ -85,8 +113,9 @@ p99() {	# wrk --latency output -> p99 in ms
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 declare -A R
-echo "bench_servers: $ROUNDS rounds of ${DURATION}s, wrk -t1 -c$CONNS, one server thread each" >&2
+echo "bench_servers: $ROUNDS rounds of ${DURATION}s, wrk -t1 -c$CONNS, one server thread each${SRV_CPU:+, pinned}" >&2
 for ((i = 1; i <= ROUNDS; i++)); do
+	R[nginx]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:$NP/" | rps) "
 	for v in memory redis hs256 es256; do
 		R[ceil-$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:${PORT[$v]}/healthz" | rps) "
 		R[$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s -H "${HDR[$v]}" "http://127.0.0.1:${PORT[$v]}/profile" | rps) "
@@ -100,6 +129,13 @@ for v in memory redis hs256 es256; do
 	p=$(echo "${R[$v]}" | tr ' ' '\n' | grep . | median)
 	printf '| %s | %.0f | %.0f | %.2f |\n' "$v" "$c" "$p" "$(echo "$p $c" | awk '{ print $1 / $2 }')"
 done
+n=$(echo "${R[nginx]}" | tr ' ' '\n' | grep . | median)
+c=$(echo "${R[ceil-memory]}" | tr ' ' '\n' | grep . | median)
+printf '\nnginx return 200 (one worker): %.0f req/s; session_server /healthz is %.2fx nginx\n' \
+	"$n" "$(echo "$c $n" | awk '{ print $1 / $2 }')"
+# ES256 /profile is bounded by one signature verification per request: openssl's own rate.
+es=$("${SRV_CPU[@]}" openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ { print $NF }')
+printf 'openssl speed ecdsap256 verify: %s/s on one core (ES256 /profile above)\n' "${es:-?}"
 
 # p99 of /profile (memory store, 10 connections) idle, then while 4 connections keep logging in.
 cat >"$T/login.lua" <<'LUA'

@@ -10,7 +10,7 @@ set -euo pipefail
 LIB_PROG=cluster.sh # read by lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke"
+VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke session-redis-ha jwt-revoke-ha"
 # Demo users, their roles and passwords. The passwords are for the classroom and the tests only.
 DEMO_USERS="alice bob carol"
 declare -A U_NAME=([alice]="Alice Liddell" [bob]="Bob Baker" [carol]="Carol Cooper")
@@ -27,8 +27,8 @@ usage: scripts/cluster.sh up VARIANT [--instances N] [--balancer ours|haproxy|ng
        scripts/cluster.sh down [--dir RUNDIR]
        scripts/cluster.sh status [--dir RUNDIR]
        scripts/cluster.sh logs [--dir RUNDIR] [NAME]
-       scripts/cluster.sh stop-server NAME [--dir RUNDIR]
-       scripts/cluster.sh start-server NAME [--dir RUNDIR]
+       scripts/cluster.sh stop-server NAME --dir RUNDIR
+       scripts/cluster.sh start-server NAME --dir RUNDIR
 
 Variants: $VARIANTS
   session-memory    session_server --store memory (sessions break on every hop)
@@ -37,12 +37,15 @@ Variants: $VARIANTS
   jwt-hs256         jwt_server with a shared HS256 secret
   jwt-es256         jwt_server with a shared P-256 key pair (ES256)
   jwt-hs256-revoke  jwt-hs256 plus a Redis deny-list consulted on every request
+  session-redis-ha  session-redis on Redis Sentinel: a master, two replicas, three sentinels
+  jwt-revoke-ha     jwt-hs256-revoke on the same Sentinel-managed Redis
 
 up starts N instances (default 3) named app1..appN on free loopback ports, the balancer on
 --port (default: a free port) over HTTPS, and redis-server when the variant needs it. The run
 directory (default ./run/VARIANT) gets tls/ca.pem, users.json, credentials.txt (username:password
 lines for loadgen), keys/, logs/, pids/ and cluster.env (BALANCER_URL, CA, ports, pids, ...).
-Without --dir, down, status and logs act on every cluster under ./run.
+Without --dir, down, status and logs act on every cluster under ./run; stop-server and
+start-server need it. NAME is app1..appN, balancer or redis (logs also knows authctl, mkcert, ...).
 Programs come from \$AUTH_BIN (default: <repo>/bin).
 EOF
 }
@@ -89,7 +92,10 @@ cluster_stop_dir() {
 	[ -z "${words// /}" ] || lib_stop 10 $words
 	words=$(cluster_pidwords "$dir"/pids/app*.pid)
 	[ -z "$words" ] || lib_stop 15 $words
-	words=$(cluster_pidwords "$dir/pids/redis.pid")
+	# Sentinels before the Redis servers, so that stopping a master starts no failover.
+	words=$(cluster_pidwords "$dir"/pids/sentinel*.pid)
+	[ -z "$words" ] || lib_stop 10 $words
+	words=$(cluster_pidwords "$dir"/pids/redis*.pid)
 	[ -z "$words" ] || lib_stop 10 $words
 	rm -f "$dir"/pids/*.pid
 }
@@ -109,8 +115,9 @@ cluster_dirs() {
 		echo "$DIR"
 		return
 	fi
+	# cmds/ is made by up and by nothing else (web.sh's run directory has pids/ and logs/ too).
 	for d in "$PWD"/run/*/; do
-		[ -e "$d/cluster.env" ] || [ -d "$d/pids" ] && echo "${d%/}"
+		[ -d "$d/cmds" ] && echo "${d%/}"
 	done
 	return 0
 }
@@ -143,12 +150,56 @@ cluster_users() {
 	done
 }
 
+# Redis as it is run for real: a password (redis/password, 0600, given to the servers with
+# --redis-password-file; it sits in each 0600 config file, never on a command line) and the
+# append-only file, fsynced every second. The -ha variants add two replicas and three sentinels
+# with short timings (down after 1 s) so that a failover takes seconds, not the default minutes.
+REDIS_MASTER=auth
+
+# Writes redis/NAME.conf (mode 0600) from the common lines plus stdin, and starts redis-server on
+# it. Usage: cluster_redis_start NAME PORT [--sentinel]
+cluster_redis_start() {
+	local name=$1 port=$2 conf=$RUNDIR/redis/$1.conf
+	mkdir -p "$RUNDIR/redis/$name"
+	(umask 077 && {
+		printf 'port %s\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\ndir %s\n' \
+			"$port" "$RUNDIR/redis/$name"
+		printf 'requirepass "%s"\n' "$REDIS_PASSWORD"
+		cat
+	} >"$conf")
+	cluster_spawn "$name" redis-server "$conf" ${3:-}
+	cluster_wait "$name" "$port"
+}
+
+# The data nodes' lines after the common ones; the replicas add replicaof.
+cluster_redis_data_conf() {
+	printf 'masterauth "%s"\nappendonly yes\nappendfsync everysec\nsave ""\n' "$REDIS_PASSWORD"
+}
+
 cluster_redis() {
-	mkdir -p "$RUNDIR/redis"
-	cluster_spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUNDIR/redis" \
-		--save "" --appendonly no --daemonize no --protected-mode yes
-	cluster_wait redis "$REDIS_PORT"
+	local i p sentinels=''
+	# 0700: the sentinels rewrite their config files (password included) with mode 0644.
+	(umask 077 && mkdir -p "$RUNDIR/redis")
+	REDIS_PASSWORD_FILE=$RUNDIR/redis/password
+	(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$REDIS_PASSWORD_FILE")
+	REDIS_PASSWORD=$(cat "$REDIS_PASSWORD_FILE")
+	cluster_redis_data_conf | cluster_redis_start redis "$REDIS_PORT"
 	REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+	case $VARIANT in *-ha) ;; *) return 0 ;; esac
+	for i in 1 2; do
+		{ cluster_redis_data_conf; echo "replicaof 127.0.0.1 $REDIS_PORT"; } |
+			cluster_redis_start "redis-r$i" "${REDIS_PORTS[$i]}"
+	done
+	for i in 1 2 3; do
+		p=${REDIS_PORTS[$((i + 2))]}
+		printf 'sentinel %s\n' "monitor $REDIS_MASTER 127.0.0.1 $REDIS_PORT 2" \
+			"auth-pass $REDIS_MASTER \"$REDIS_PASSWORD\"" \
+			"down-after-milliseconds $REDIS_MASTER ${CLUSTER_SENTINEL_DOWN_MS:-1000}" \
+			"failover-timeout $REDIS_MASTER ${CLUSTER_SENTINEL_FAILOVER_MS:-5000}" \
+			"parallel-syncs $REDIS_MASTER 2" | cluster_redis_start "sentinel$i" "$p" --sentinel
+		sentinels="$sentinels${sentinels:+,}127.0.0.1:$p"
+	done
+	REDIS_URL="redis-sentinel://$sentinels#$REDIS_MASTER"
 }
 
 # The servers' argv, minus --listen and --id.
@@ -156,13 +207,14 @@ cluster_server_argv() {
 	case $VARIANT in
 	session-memory | session-sticky)
 		SERVER_ARGV=("$AUTH_BIN/session_server" --users "$RUNDIR/users.json" --store memory) ;;
-	session-redis)
-		SERVER_ARGV=("$AUTH_BIN/session_server" --users "$RUNDIR/users.json" --store "$REDIS_URL") ;;
+	session-redis | session-redis-ha)
+		SERVER_ARGV=("$AUTH_BIN/session_server" --users "$RUNDIR/users.json" --store "$REDIS_URL"
+			--redis-password-file "$REDIS_PASSWORD_FILE") ;;
 	jwt-hs256)
 		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --secret-file "$KEYFILE") ;;
-	jwt-hs256-revoke)
+	jwt-hs256-revoke | jwt-revoke-ha)
 		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --secret-file "$KEYFILE"
-			--revocation "$REDIS_URL") ;;
+			--revocation "$REDIS_URL" --redis-password-file "$REDIS_PASSWORD_FILE") ;;
 	jwt-es256)
 		SERVER_ARGV=("$AUTH_BIN/jwt_server" --users "$RUNDIR/users.json" --key "$KEYFILE") ;;
 	esac
@@ -344,7 +396,7 @@ env_line() {
 }
 
 cluster_write_env() {
-	local f=$RUNDIR/cluster.env i names="" pid prog
+	local f=$RUNDIR/cluster.env i names="" pid prog name pf
 	{
 		echo "# Written by scripts/cluster.sh up; shell-sourceable KEY=VALUE lines."
 		env_line VARIANT "$VARIANT"
@@ -364,6 +416,7 @@ cluster_write_env() {
 		env_line USERS_LN "$USERS_LN"
 		env_line JWT_KEY "${KEYFILE:-}"
 		env_line REDIS_URL "${REDIS_URL:-}"
+		env_line REDIS_PASSWORD_FILE "${REDIS_PASSWORD_FILE:-}"
 		for i in $(seq 1 "$INSTANCES"); do
 			read -r pid prog <"$RUNDIR/pids/app$i.pid"
 			env_line "SERVER_app$i" "127.0.0.1:${PORTS[$i]}"
@@ -373,10 +426,12 @@ cluster_write_env() {
 		env_line SERVERS "$names"
 		read -r pid prog <"$RUNDIR/pids/balancer.pid"
 		env_line PID_balancer "$pid"
-		if [ -f "$RUNDIR/pids/redis.pid" ]; then
-			read -r pid prog <"$RUNDIR/pids/redis.pid"
-			env_line PID_redis "$pid"
-		fi
+		for pf in "$RUNDIR"/pids/redis*.pid "$RUNDIR"/pids/sentinel*.pid; do
+			[ -f "$pf" ] || continue
+			read -r pid prog <"$pf"
+			name=$(basename "$pf" .pid)
+			env_line "PID_${name//-/_}" "$pid"
+		done
 	} >"$f.tmp"
 	mv "$f.tmp" "$f"
 }
@@ -399,10 +454,10 @@ cmd_up() {
 	INSTANCES=3 BALANCER=ours PORT='' DIR=''
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--instances) INSTANCES=${2:-}; shift 2 ;;
-		--balancer) BALANCER=${2:-}; shift 2 ;;
-		--dir) DIR=${2:-}; shift 2 ;;
-		--port) PORT=${2:-}; shift 2 ;;
+		--instances) lib_optarg INSTANCES "$@"; shift 2 ;;
+		--balancer) lib_optarg BALANCER "$@"; shift 2 ;;
+		--dir) lib_optarg DIR "$@"; shift 2 ;;
+		--port) lib_optarg PORT "$@"; shift 2 ;;
 		--quiet) quiet=1; shift ;;
 		*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
 		esac
@@ -412,7 +467,7 @@ cmd_up() {
 		{ echo "cluster.sh: --instances needs a number from 1 to 16" >&2; exit 2; }
 	case $BALANCER in ours | haproxy | nginx) ;; *)
 		echo "cluster.sh: --balancer is ours, haproxy or nginx" >&2; exit 2 ;; esac
-	case $PORT in '' ) ;; *[!0-9]*) echo "cluster.sh: --port needs a port number" >&2; exit 2 ;; esac
+	[ -z "$PORT" ] || lib_check_port --port "$PORT"
 	STICKY=0
 	[ "$VARIANT" = session-sticky ] && STICKY=1
 
@@ -435,24 +490,25 @@ cmd_up() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	mapfile -t ports < <(lib_free_ports $((INSTANCES + 3)))
+	mapfile -t ports < <(lib_free_ports $((INSTANCES + 8)))
 	PORTS=(unused "${ports[@]:0:$INSTANCES}")
 	REDIS_PORT=${ports[$INSTANCES]}
 	ADMIN_PORT=${ports[$((INSTANCES + 1))]}
 	PORT=${PORT:-${ports[$((INSTANCES + 2))]}}
+	REDIS_PORTS=(unused "${ports[@]:$((INSTANCES + 3)):5}") # 2 replicas, 3 sentinels
 
 	cluster_certs
 	cluster_users
-	KEYFILE='' REDIS_URL=''
+	KEYFILE='' REDIS_URL='' REDIS_PASSWORD_FILE=''
 	case $VARIANT in
-	jwt-hs256 | jwt-hs256-revoke) KEYFILE=$RUNDIR/keys/hs256.key
+	jwt-hs256 | jwt-hs256-revoke | jwt-revoke-ha) KEYFILE=$RUNDIR/keys/hs256.key
 		"$AUTH_BIN/authctl" keygen hs256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen hs256 failed"; } ;;
 	jwt-es256) KEYFILE=$RUNDIR/keys/es256.pem
 		"$AUTH_BIN/authctl" keygen es256 --out "$KEYFILE" >>"$RUNDIR/logs/authctl.log" 2>&1 ||
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen es256 failed"; } ;;
 	esac
-	case $VARIANT in session-redis | jwt-hs256-revoke) cluster_redis ;; esac
+	case $VARIANT in session-redis | jwt-hs256-revoke | *-ha) cluster_redis ;; esac
 
 	cluster_server_argv
 	for i in $(seq 1 "$INSTANCES"); do
@@ -485,8 +541,7 @@ parse_dir_opts() {
 	DIR='' ARG=''
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--dir) DIR=${2:-}; [ -n "$DIR" ] || { echo "cluster.sh: --dir needs a directory" >&2; exit 2; }
-			shift 2 ;;
+		--dir) lib_optarg DIR "$@"; shift 2 ;;
 		-*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
 		*) [ -z "$ARG" ] || { echo "cluster.sh: unexpected argument '$1'" >&2; exit 2; }
 			ARG=$1; shift ;;
@@ -541,16 +596,20 @@ cmd_status() {
 }
 
 cmd_logs() {
-	local d f
+	local d f names='' found=0
 	parse_dir_opts "$@"
 	for d in $(cluster_dirs); do
 		for f in "$d"/logs/*.log; do
 			[ -r "$f" ] || continue
+			names="$names $(basename "$f" .log)"
 			[ -z "$ARG" ] || [ "$(basename "$f" .log)" = "$ARG" ] || continue
 			echo "==> $f <=="
 			tail -n "${CLUSTER_LOG_LINES:-20}" "$f"
+			found=1
 		done
 	done
+	[ -z "$ARG" ] || [ "$found" = 1 ] ||
+		lib_usage_error "no log named '$ARG' (there are:${names:- none})"
 }
 
 # Stops (SIGTERM) or starts again one instance, e.g. for the sticky-session lesson or the web page.

@@ -29,9 +29,9 @@ STEP=0 ONLY='' INSTANCES=3 BALANCER=ours SERVE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--step) STEP=1; shift ;;
-	--lesson) ONLY=${2:-}; shift 2 || true ;;
-	--instances) INSTANCES=${2:-}; shift 2 || true ;;
-	--balancer) BALANCER=${2:-}; shift 2 || true ;;
+	--lesson) lib_optarg ONLY "$@"; shift 2 ;;
+	--instances) lib_optarg INSTANCES "$@"; shift 2 ;;
+	--balancer) lib_optarg BALANCER "$@"; shift 2 ;;
 	--serve) SERVE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;

@@ -6,6 +6,7 @@ set -eu
 base="gcc libc6-dev make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
 openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
 case "${1:-test}" in
+-h | --help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 test) want="$base" ;;
 bench) want="$base wrk gnuplot-nox" ;;
 hardening) want="$base clang libclang-rt-14-dev valgrind" ;;

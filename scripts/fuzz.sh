@@ -3,6 +3,13 @@
 # repository's corpus stays small; a crash leaves its input in build/fuzz-crashes/ and fails.
 # Usage: scripts/fuzz.sh DIR SECONDS
 set -eu
+case ${1:-} in
+-h | --help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+[ $# -eq 2 ] || { echo "fuzz.sh: usage: scripts/fuzz.sh DIR SECONDS" >&2; exit 2; }
+case $2 in
+'' | *[!0-9]* | 0) echo "fuzz.sh: SECONDS must be a positive whole number, not '$2'" >&2; exit 2 ;;
+esac
 dir=$1 seconds=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 crashes="$root/build/fuzz-crashes"

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Hardening run for CI (make hardening): (1) builds the libFuzzer harnesses and runs each for
 # SECONDS; (2) runs session_server (memory and Redis store), jwt_server and the balancer under
 # valgrind memcheck through a short login/profile/logout session and a graceful SIGTERM, and
@@ -7,8 +7,16 @@
 # Environment: BIN, the binaries to run under valgrind (default bin/; an ASan build cannot run
 # under valgrind); FUZZ_BUILD, the fuzzers' build directory (default build/fuzzer).
 set -eu
+# shellcheck disable=SC2034 # read by lib.sh
+LIB_PROG=hardening.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+case ${1:-} in
+-h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+[ $# -le 1 ] || lib_usage_error "usage: scripts/hardening.sh [SECONDS]"
 seconds=${1:-60}
-root=$(cd "$(dirname "$0")/.." && pwd)
+case $seconds in '' | *[!0-9]* | 0) lib_usage_error "SECONDS must be a positive whole number, not '$seconds'" ;; esac
+root=$LIB_ROOT
 bin=${BIN:-$root/bin}
 fuzzbuild=${FUZZ_BUILD:-build/fuzzer}
 make=${MAKE:-make}
@@ -28,18 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # Waits for a listener; valgrind makes start-up slow.
 wait_port() {
-	i=0
-	until python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 300 ] || { echo "hardening: nothing listens on $1" >&2; exit 1; }
-		sleep 0.1
-	done
+	lib_wait_port "$1" "" "" 30 || { echo "hardening: nothing listens on $1" >&2; exit 1; }
 }
 
 # Starts NAME under memcheck with the remaining arguments; sets $last to its pid.
@@ -112,15 +111,12 @@ printf 'bob-password\n' | "$bin/authctl" useradd --users "$tmp/users.json" --ln 
 "$bin/authctl" keygen hs256 --out "$tmp/secret" >/dev/null 2>&1
 python3 -c 'import json; print(json.dumps({"username": "alice", "password": "x" * 9000}))' >"$tmp/big"
 
-s1=$(free_port)
+read -r s1 j1 lb lbtls rp s2 <<<"$(lib_free_ports 6 | tr '\n' ' ')"
 vg_start session_memory "$bin/session_server" --listen "127.0.0.1:$s1" --id vg-s1 --users "$tmp/users.json"
 spid=$last
-j1=$(free_port)
 vg_start jwt "$bin/jwt_server" --listen "127.0.0.1:$j1" --id vg-j1 --users "$tmp/users.json" \
     --secret-file "$tmp/secret"
 jpid=$last
-lb=$(free_port)
-lbtls=$(free_port)
 scripts/mkcert.sh "$tmp/certs" >/dev/null
 vg_start balancer "$bin/balancer" --listen "127.0.0.1:$lb" --backend "127.0.0.1:$j1" \
     --backend "127.0.0.1:$s1" --health-interval 500 --tls-listen "127.0.0.1:$lbtls" \
@@ -128,12 +124,10 @@ vg_start balancer "$bin/balancer" --listen "127.0.0.1:$lb" --backend "127.0.0.1:
 lpid=$last
 rpid=""
 if command -v redis-server >/dev/null; then
-	rp=$(free_port)
 	redis-server --port "$rp" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no \
 	    --daemonize no >"$tmp/redis.log" 2>&1 &
 	redispid=$!
 	pids="$pids $redispid"
-	s2=$(free_port)
 	vg_start session_redis "$bin/session_server" --listen "127.0.0.1:$s2" --id vg-s2 \
 	    --users "$tmp/users.json" --store "redis://127.0.0.1:$rp"
 	rpid=$last

@@ -1,5 +1,6 @@
-# Shell helpers shared by cluster.sh and demo.sh: where the programs are, free ports, waiting for a
-# listener, and stopping a process we started (checked by pid *and* program name, never by name alone).
+# Shell helpers shared by the scripts: where the programs are, command-line errors, free ports,
+# waiting for a listener, and stopping a process we started (checked by pid *and* program name,
+# never by name alone).
 # Sourced, not run: `. "$(dirname "$0")/lib.sh"`.
 # shellcheck shell=bash
 
@@ -12,6 +13,30 @@ PYTHON=/usr/bin/python3
 lib_die() {
 	printf '%s: %s\n' "${LIB_PROG:-${0##*/}}" "$*" >&2
 	exit 1
+}
+
+# A bad command line: one line on stderr and exit 2, as every program of the project does.
+lib_usage_error() {
+	printf '%s: %s\n' "${LIB_PROG:-${0##*/}}" "$*" >&2
+	exit 2
+}
+
+# Sets the variable VAR to the value of OPTION, the word after it, or stops with exit 2 when there
+# is no such word or it is empty. Use it in the option loop, then shift 2:
+#   --port) lib_optarg port "$@"; shift 2 ;;
+# (`X=${2:-}; shift 2 || true` loops for ever when the option is the last word: shift 2 fails
+# without shifting anything.)
+lib_optarg() {
+	[ $# -ge 3 ] && [ -n "$3" ] || lib_usage_error "$2 needs a value (see --help)"
+	printf -v "$1" '%s' "$3"
+}
+
+# Stops with exit 2 unless VALUE (given for OPTION) is a TCP port number, 1 to 65535.
+lib_check_port() {
+	case $2 in
+	*[!0-9]* | 0* | ??????*) lib_usage_error "$1 needs a port number from 1 to 65535, not '$2'" ;;
+	esac
+	[ "$2" -le 65535 ] || lib_usage_error "$1 needs a port number from 1 to 65535, not '$2'"
 }
 
 # Prints N distinct TCP ports that are free on 127.0.0.1 right now, one per line. All sockets stay
@@ -45,12 +70,12 @@ lib_alive() {
 	return 1
 }
 
-# Waits until 127.0.0.1:PORT accepts connections. Fails early when PID (NAME) dies, or after
-# TIMEOUT seconds.
+# Waits until 127.0.0.1:PORT accepts connections. Fails early when PID (NAME) dies (PID may be
+# empty: then only the timeout ends the wait), or after TIMEOUT seconds.
 lib_wait_port() {
 	local port=$1 pid=$2 name=$3 timeout=${4:-20} i=0
 	while [ "$i" -lt $((timeout * 20)) ]; do
-		lib_alive "$pid" "$name" || return 1
+		[ -z "$pid" ] || lib_alive "$pid" "$name" || return 1
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			return 0
 		fi

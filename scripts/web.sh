@@ -93,14 +93,13 @@ cmd_up() {
 	local f w s p ok
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--dir) dir=${2:-}; shift 2 || true ;;
-		--port) port=${2:-}; shift 2 || true ;;
-		--clusters) clusters=${2:-}; shift 2 || true ;;
+		--dir) lib_optarg dir "$@"; shift 2 ;;
+		--port) lib_optarg port "$@"; shift 2 ;;
+		--clusters) lib_optarg clusters "$@"; shift 2 ;;
 		*) echo "web.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 		esac
 	done
-	case $port in '') ;; *[!0-9]* | 0*) echo "web.sh: --port needs a port number from 1 to 65535" >&2; exit 2 ;; esac
-	[ -z "$port" ] || [ "$port" -le 65535 ] || { echo "web.sh: --port needs a port number from 1 to 65535" >&2; exit 2; }
+	[ -z "$port" ] || lib_check_port --port "$port"
 	[ -z "$clusters" ] || [ -r "$clusters" ] || lib_die "cannot read --clusters $clusters"
 	RUNDIR=${dir:-$PWD/run/web}
 	mkdir -p "$RUNDIR"
@@ -215,7 +214,7 @@ cmd_down() {
 	local dir=''
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--dir) dir=${2:-}; shift 2 || true ;;
+		--dir) lib_optarg dir "$@"; shift 2 ;;
 		*) echo "web.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 		esac
 	done

@@ -8,9 +8,14 @@ The API needs the demo's token: random per run, written to RUNDIR/webdemo.token 
 page it serves (a <meta> the page's script sends back in X-Demo-Token). A request whose Host or
 Origin is not the balancer's is refused, so another site or a rebinding DNS name cannot drive it.
 
+It assumes a single-user machine (a teacher's laptop). The token keeps other web sites out, not
+other local users: anyone who can connect to 127.0.0.1 can load the page, and with it the token,
+and stop or start the demo's servers. Every request reaches us through the front balancer, so
+we cannot tell which local user sent it. On a shared machine, do not run the page (the demo and
+the clusters themselves are not affected).
+
 usage: webdemo.py --listen 127.0.0.1:PORT --public PORT --rundir DIR --cluster NAME=DIR...
 """
-import argparse
 import hmac
 import json
 import os
@@ -22,6 +27,8 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cli  # scripts/cli.py, next to this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER_SH = os.path.join(HERE, "cluster.sh")
@@ -225,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="The teaching page's static and control server.")
+    ap = cli.ArgParser(description="The teaching page's static and control server.")
     ap.add_argument("--listen", required=True, help="127.0.0.1:PORT (loopback only)")
     ap.add_argument("--public", required=True, type=int,
                     help="the front balancer's port: the only Host/Origin accepted")

@@ -21,8 +21,13 @@
 
 static const char usage[] =
     "usage: session_server --listen HOST:PORT --id NAME --users FILE [options]\n"
-    "  --store memory|redis://HOST:PORT[/DB]\n"
+    "  --store memory|redis://[USER@]HOST:PORT[/DB]\n"
+    "         |redis-sentinel://HOST:PORT[,HOST:PORT...][/DB]#MASTER\n"
     "                          where sessions live (default memory)\n"
+    "  --redis-password-file FILE\n"
+    "                          Redis password (else $REDISCLI_AUTH; never in the URL)\n"
+    "  --redis-wait N[:MS]     after storing a session, wait for N replicas (at most MS,\n"
+    "                          default 500) before answering the login\n"
     "  --idle-timeout SECONDS  a session unused this long ends (default 1800)\n"
     "  --absolute-timeout SECONDS\n"
     "                          a session ends this long after login (default 28800)\n"
@@ -31,7 +36,8 @@ static const char usage[] =
     "  --redis-timeout MS      Redis connect and command timeout (default 1000)\n";
 
 enum {
-	OPT_STORE = 1, OPT_IDLE, OPT_ABSOLUTE, OPT_MAX_SESSIONS, OPT_REDIS_TIMEOUT
+	OPT_STORE = 1, OPT_IDLE, OPT_ABSOLUTE, OPT_MAX_SESSIONS, OPT_REDIS_TIMEOUT,
+	OPT_REDIS_PASSWORD, OPT_REDIS_WAIT
 };
 
 static const struct option longopts[] = {
@@ -41,6 +47,8 @@ static const struct option longopts[] = {
 	{ "absolute-timeout", required_argument, NULL, OPT_ABSOLUTE },
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 	{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
+	{ "redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD },
+	{ "redis-wait", required_argument, NULL, OPT_REDIS_WAIT },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -232,9 +240,9 @@ sess_logout(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-	{ "/login", EVHTTP_REQ_POST, sess_login, 1 },
-	{ "/profile", EVHTTP_REQ_GET, sess_profile, 1 },
-	{ "/logout", EVHTTP_REQ_POST, sess_logout, 1 },
+	{ "/login", HTTP_POST, sess_login, 1 },
+	{ "/profile", HTTP_GET, sess_profile, 1 },
+	{ "/logout", HTTP_POST, sess_logout, 1 },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -284,8 +292,9 @@ main(int argc, char *argv[])
 		.health = sess_health,
 		.metrics = sess_metrics,
 	};
-	const char *store = "memory";
-	char err[512];
+	const char *store = "memory", *redis_password = NULL;
+	char *colon;
+	int wait_n = 0, wait_ms = 500;
 	int opt, rv;
 
 	http_cli_init("session_server", usage);
@@ -312,6 +321,16 @@ main(int argc, char *argv[])
 			rcfg.connect_timeout_ms = rcfg.command_timeout_ms =
 			    (int)cli_num("--redis-timeout", optarg, 10, 60000);
 			break;
+		case OPT_REDIS_PASSWORD:
+			redis_password = optarg;
+			break;
+		case OPT_REDIS_WAIT:
+			if ((colon = strchr(optarg, ':')) != NULL) {
+				*colon = '\0';
+				wait_ms = (int)cli_num("--redis-wait MS", colon + 1, 1, 60000);
+			}
+			wait_n = (int)cli_num("--redis-wait", optarg, 1, 100);
+			break;
 		}
 	}
 	if (optind < argc)
@@ -320,9 +339,11 @@ main(int argc, char *argv[])
 	if (strcmp(store, "memory") == 0) {
 		sess_store = store_memory_new(&lim);
 	} else {
-		if (rconn_parse_url(store, &rcfg, err, sizeof(err)) == -1)
-			cli_bad("--store: %s", err);
-		sess_store = store_redis_new(&lim, &rcfg);
+		rconn_config_cli(&rcfg, "--store", store, redis_password);
+		if (wait_n > 0 && wait_ms >= rcfg.command_timeout_ms)
+			cli_bad("--redis-wait: MS must be below --redis-timeout (%d)",
+			    rcfg.command_timeout_ms);
+		sess_store = store_redis_new(&lim, &rcfg, wait_n, wait_ms);
 	}
 	if (sess_store == NULL)
 		fatalx("cannot create the session store");

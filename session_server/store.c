@@ -3,6 +3,7 @@
  * the back end, and the operation counters and latency histograms every back end shares.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "base64.h"
+#include "prom.h"
 #include "store.h"
 
 static const char *const op_names[STORE_NOPS] = { "create", "lookup", "delete" };
@@ -168,50 +170,42 @@ store_name(const struct store_conn *sc)
 void
 store_metrics(struct store_conn *sc, struct evbuffer *out)
 {
-	unsigned long v, cum;
+	unsigned long long counts[NBOUNDS + 1], v;
+	char labels[160];
 	size_t op, res, b;
 	long n;
 
-	evbuffer_add_printf(out, "# HELP session_store_operations_total Session store operations, "
-	    "by operation and result.\n# TYPE session_store_operations_total counter\n");
+	prom_family(out, "session_store_operations_total", "counter",
+	    "Session store operations, by operation and result.");
 	for (op = 0; op < STORE_NOPS; op++)
 		for (res = 0; res < NRESULTS; res++)
-			if ((v = atomic_load(&counters.ops[op][res])) != 0)
-				evbuffer_add_printf(out, "session_store_operations_total{store=\"%s\","
-				    "op=\"%s\",result=\"%s\"} %lu\n", store_name(sc), op_names[op],
-				    result_names[res], v);
-	evbuffer_add_printf(out, "# HELP session_store_duration_seconds Session store latency, "
-	    "by operation.\n# TYPE session_store_duration_seconds histogram\n");
+			if ((v = atomic_load(&counters.ops[op][res])) != 0) {
+				snprintf(labels, sizeof(labels), "store=\"%s\",op=\"%s\",result=\"%s\"",
+				    store_name(sc), op_names[op], result_names[res]);
+				prom_sample(out, "session_store_operations_total", labels, v);
+			}
+	prom_family(out, "session_store_duration_seconds", "histogram",
+	    "Session store latency, by operation.");
 	for (op = 0; op < STORE_NOPS; op++) {
-		cum = 0;
-		for (b = 0; b <= NBOUNDS; b++) {
-			cum += atomic_load(&counters.lat[op][b]);
-			if (b < NBOUNDS)
-				evbuffer_add_printf(out, "session_store_duration_seconds_bucket{op=\"%s\","
-				    "le=\"%g\"} %lu\n", op_names[op], lat_bounds[b], cum);
-			else
-				evbuffer_add_printf(out, "session_store_duration_seconds_bucket{op=\"%s\","
-				    "le=\"+Inf\"} %lu\n", op_names[op], cum);
-		}
-		evbuffer_add_printf(out, "session_store_duration_seconds_sum{op=\"%s\"} %.6f\n"
-		    "session_store_duration_seconds_count{op=\"%s\"} %lu\n", op_names[op],
-		    atomic_load(&counters.lat_ns_sum[op]) / 1e9, op_names[op], cum);
+		for (b = 0; b <= NBOUNDS; b++)
+			counts[b] = atomic_load(&counters.lat[op][b]);
+		snprintf(labels, sizeof(labels), "op=\"%s\"", op_names[op]);
+		prom_histogram(out, "session_store_duration_seconds", labels, lat_bounds, counts,
+		    NBOUNDS, atomic_load(&counters.lat_ns_sum[op]) / 1e9);
 	}
-	evbuffer_add_printf(out, "# HELP sessions_created_total Sessions created by logins.\n"
-	    "# TYPE sessions_created_total counter\nsessions_created_total %lu\n",
+	prom_counter(out, "sessions_created_total", "Sessions created by logins.",
 	    atomic_load(&counters.ops[STORE_OP_CREATE][STORE_OK]));
-	evbuffer_add_printf(out, "# HELP sessions_expired_total Sessions dropped at a deadline "
-	    "(memory store).\n# TYPE sessions_expired_total counter\nsessions_expired_total %lu\n",
+	prom_counter(out, "sessions_expired_total", "Sessions dropped at a deadline (memory store).",
 	    atomic_load(&counters.expired));
-	evbuffer_add_printf(out, "# HELP sessions_evicted_total Sessions evicted by --max-sessions.\n"
-	    "# TYPE sessions_evicted_total counter\nsessions_evicted_total %lu\n",
+	prom_counter(out, "sessions_evicted_total", "Sessions evicted by --max-sessions.",
 	    atomic_load(&counters.evicted));
-	if ((n = sc->sc_store->st_ops->count(sc)) >= 0)
-		evbuffer_add_printf(out, "# HELP sessions_active Sessions the store holds.\n"
-		    "# TYPE sessions_active gauge\nsessions_active{store=\"%s\"} %ld\n",
-		    store_name(sc), n);
-	evbuffer_add_printf(out, "# HELP session_store_up 1 when the store answers.\n"
-	    "# TYPE session_store_up gauge\nsession_store_up{thread=\"%d\"} %d\n", sc->sc_index,
-	    store_up(sc));
+	if ((n = sc->sc_store->st_ops->count(sc)) >= 0) {
+		prom_family(out, "sessions_active", "gauge", "Sessions the store holds.");
+		snprintf(labels, sizeof(labels), "store=\"%s\"", store_name(sc));
+		prom_sample(out, "sessions_active", labels, (unsigned long long)n);
+	}
+	prom_family(out, "session_store_up", "gauge", "1 when the store answers.");
+	snprintf(labels, sizeof(labels), "thread=\"%d\"", sc->sc_index);
+	prom_sample(out, "session_store_up", labels, (unsigned long long)store_up(sc));
 	sc->sc_store->st_ops->metrics(sc, out);
 }

@@ -92,8 +92,10 @@ struct store_conn {
 
 /* Back ends. Each returns a store owned by the caller (free with store_free), or NULL. */
 struct store *store_memory_new(const struct store_limits *lim);
-/* cfg is copied; each thread then opens its own connection. */
-struct store *store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg);
+/* cfg is copied; each thread then opens its own connection. With wait_replicas > 0, a new
+ * session is confirmed only once that many replicas have it (Redis WAIT, at most wait_ms). */
+struct store *store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg,
+    int wait_replicas, int wait_ms);
 void store_free(struct store *st);
 
 /* Per-thread state, owned by the caller: free with store_conn_free() on the same thread. */

@@ -21,37 +21,38 @@
 #include <string.h>
 
 #include "log.h"
+#include "prom.h"
 #include "store.h"
 
-#define MEM_SWEEP_MS	1000
+#define STORE_MEMORY_SWEEP_MS	1000
 
-struct mem_entry {
-	char			 me_key[STORE_KEY_LEN + 1];
-	struct mem_entry	*me_next;	/* hash chain */
-	TAILQ_ENTRY(mem_entry)	 me_lru;	/* by last use, oldest first */
-	TAILQ_ENTRY(mem_entry)	 me_age;	/* by creation, oldest first */
-	struct session		 me_sess;
+struct store_memory_entry {
+	char				 me_key[STORE_KEY_LEN + 1];
+	struct store_memory_entry	*me_next;	/* hash chain */
+	TAILQ_ENTRY(store_memory_entry)	 me_lru;	/* by last use, oldest first */
+	TAILQ_ENTRY(store_memory_entry)	 me_age;	/* by creation, oldest first */
+	struct session			 me_sess;
 };
-TAILQ_HEAD(mem_list, mem_entry);
+TAILQ_HEAD(store_memory_list, store_memory_entry);
 
-struct mem_store {
-	struct store		 ms_store;
-	pthread_mutex_t		 ms_mu;
-	struct mem_entry	**ms_buckets;
-	size_t			 ms_mask;	/* buckets - 1, a power of two minus one */
-	struct mem_list		 ms_lru;
-	struct mem_list		 ms_age;
-	atomic_long		 ms_count;
+struct store_memory {
+	struct store			 ms_store;
+	pthread_mutex_t			 ms_mu;
+	struct store_memory_entry	**ms_buckets;
+	size_t				 ms_mask;	/* buckets - 1, a power of two minus one */
+	struct store_memory_list	 ms_lru;
+	struct store_memory_list	 ms_age;
+	atomic_long			 ms_count;
 };
 
-struct mem_conn {
+struct store_memory_conn {
 	struct store_conn	 mc_conn;
 	struct event		*mc_sweepev;	/* thread 0 only */
 };
 
 /* FNV-1a: the keys are SHA-256 outputs of server-chosen ids, so a simple mix spreads them. */
 static size_t
-mem_hash(const char *key)
+store_memory_hash(const char *key)
 {
 	uint64_t h = 14695981039346656037u;
 	int i;
@@ -61,10 +62,10 @@ mem_hash(const char *key)
 	return (size_t)h;
 }
 
-static struct mem_entry **
-mem_slot(struct mem_store *ms, const char *key)
+static struct store_memory_entry **
+store_memory_slot(struct store_memory *ms, const char *key)
 {
-	struct mem_entry **pp = &ms->ms_buckets[mem_hash(key) & ms->ms_mask];
+	struct store_memory_entry **pp = &ms->ms_buckets[store_memory_hash(key) & ms->ms_mask];
 
 	while (*pp != NULL && strcmp((*pp)->me_key, key) != 0)
 		pp = &(*pp)->me_next;
@@ -73,9 +74,9 @@ mem_slot(struct mem_store *ms, const char *key)
 
 /* Unlinks the entry at *pp from the chain and both lists and frees it. Called with ms_mu held. */
 static void
-mem_unlink(struct mem_store *ms, struct mem_entry **pp)
+store_memory_unlink(struct store_memory *ms, struct store_memory_entry **pp)
 {
-	struct mem_entry *e = *pp;
+	struct store_memory_entry *e = *pp;
 
 	*pp = e->me_next;
 	TAILQ_REMOVE(&ms->ms_lru, e, me_lru);
@@ -85,45 +86,45 @@ mem_unlink(struct mem_store *ms, struct mem_entry **pp)
 }
 
 static void
-mem_remove_entry(struct mem_store *ms, struct mem_entry *e)
+store_memory_remove_entry(struct store_memory *ms, struct store_memory_entry *e)
 {
-	mem_unlink(ms, mem_slot(ms, e->me_key));
+	store_memory_unlink(ms, store_memory_slot(ms, e->me_key));
 }
 
 static int
-mem_expired(const struct store_limits *lim, const struct session *s, int64_t now)
+store_memory_expired(const struct store_limits *lim, const struct session *s, int64_t now)
 {
 	return now - s->s_seen >= lim->idle_ms || now - s->s_created >= lim->absolute_ms;
 }
 
 /* Drops every session past a deadline. Called with ms_mu held; returns how many. */
 static unsigned long
-mem_sweep_locked(struct mem_store *ms, int64_t now)
+store_memory_sweep_locked(struct store_memory *ms, int64_t now)
 {
 	const struct store_limits *lim = &ms->ms_store.st_limits;
-	struct mem_entry *e;
+	struct store_memory_entry *e;
 	unsigned long n = 0;
 
 	while ((e = TAILQ_FIRST(&ms->ms_lru)) != NULL && now - e->me_sess.s_seen >= lim->idle_ms) {
-		mem_remove_entry(ms, e);
+		store_memory_remove_entry(ms, e);
 		n++;
 	}
 	while ((e = TAILQ_FIRST(&ms->ms_age)) != NULL &&
 	    now - e->me_sess.s_created >= lim->absolute_ms) {
-		mem_remove_entry(ms, e);
+		store_memory_remove_entry(ms, e);
 		n++;
 	}
 	return n;
 }
 
 static void
-mem_sweep(evutil_socket_t fd, short what, void *arg)
+store_memory_sweep(evutil_socket_t fd, short what, void *arg)
 {
-	struct mem_store *ms = arg;
+	struct store_memory *ms = arg;
 	unsigned long n;
 
 	pthread_mutex_lock(&ms->ms_mu);
-	n = mem_sweep_locked(ms, store_now());
+	n = store_memory_sweep_locked(ms, store_now());
 	pthread_mutex_unlock(&ms->ms_mu);
 	if (n > 0) {
 		store_count_expired(n);
@@ -132,12 +133,12 @@ mem_sweep(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-mem_create(struct store_conn *sc, const char *key, const struct session *sess, store_cb cb,
+store_memory_create(struct store_conn *sc, const char *key, const struct session *sess, store_cb cb,
     void *arg)
 {
-	struct mem_store *ms = (struct mem_store *)sc->sc_store;
+	struct store_memory *ms = (struct store_memory *)sc->sc_store;
 	uint64_t start = store_clock();
-	struct mem_entry *e, **pp, *old;
+	struct store_memory_entry *e, **pp, *old;
 	int evicted = 0;
 
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
@@ -150,14 +151,14 @@ mem_create(struct store_conn *sc, const char *key, const struct session *sess, s
 	pthread_mutex_lock(&ms->ms_mu);
 	if (atomic_load(&ms->ms_count) >= ms->ms_store.st_limits.max_sessions) {
 		old = TAILQ_FIRST(&ms->ms_lru);
-		mem_remove_entry(ms, old);
+		store_memory_remove_entry(ms, old);
 		evicted = 1;
 	}
-	pp = mem_slot(ms, key);
+	pp = store_memory_slot(ms, key);
 	if (*pp != NULL)	/* a 256-bit collision: replace rather than keep two */
-		mem_unlink(ms, pp);
-	e->me_next = ms->ms_buckets[mem_hash(key) & ms->ms_mask];
-	ms->ms_buckets[mem_hash(key) & ms->ms_mask] = e;
+		store_memory_unlink(ms, pp);
+	e->me_next = ms->ms_buckets[store_memory_hash(key) & ms->ms_mask];
+	ms->ms_buckets[store_memory_hash(key) & ms->ms_mask] = e;
 	TAILQ_INSERT_TAIL(&ms->ms_lru, e, me_lru);
 	TAILQ_INSERT_TAIL(&ms->ms_age, e, me_age);
 	atomic_fetch_add(&ms->ms_count, 1);
@@ -172,19 +173,19 @@ mem_create(struct store_conn *sc, const char *key, const struct session *sess, s
 }
 
 static void
-mem_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+store_memory_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
 {
-	struct mem_store *ms = (struct mem_store *)sc->sc_store;
+	struct store_memory *ms = (struct store_memory *)sc->sc_store;
 	uint64_t start = store_clock();
 	enum store_result res = STORE_NOTFOUND;
-	struct mem_entry **pp, *e;
+	struct store_memory_entry **pp, *e;
 	struct session copy;
 
 	pthread_mutex_lock(&ms->ms_mu);
-	pp = mem_slot(ms, key);
+	pp = store_memory_slot(ms, key);
 	if ((e = *pp) != NULL) {
-		if (mem_expired(&ms->ms_store.st_limits, &e->me_sess, now)) {
-			mem_unlink(ms, pp);
+		if (store_memory_expired(&ms->ms_store.st_limits, &e->me_sess, now)) {
+			store_memory_unlink(ms, pp);
 			res = STORE_EXPIRED;
 		} else {
 			e->me_sess.s_seen = now;
@@ -202,19 +203,19 @@ mem_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, voi
 }
 
 static void
-mem_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+store_memory_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
 {
-	struct mem_store *ms = (struct mem_store *)sc->sc_store;
+	struct store_memory *ms = (struct store_memory *)sc->sc_store;
 	uint64_t start = store_clock();
 	enum store_result res = STORE_NOTFOUND;
-	struct mem_entry **pp;
+	struct store_memory_entry **pp;
 
 	pthread_mutex_lock(&ms->ms_mu);
-	pp = mem_slot(ms, key);
+	pp = store_memory_slot(ms, key);
 	if (*pp != NULL) {
-		res = mem_expired(&ms->ms_store.st_limits, &(*pp)->me_sess, now) ?
+		res = store_memory_expired(&ms->ms_store.st_limits, &(*pp)->me_sess, now) ?
 		    STORE_EXPIRED : STORE_OK;
-		mem_unlink(ms, pp);
+		store_memory_unlink(ms, pp);
 	}
 	pthread_mutex_unlock(&ms->ms_mu);
 	store_observe(STORE_OP_DELETE, res, start);
@@ -222,10 +223,11 @@ mem_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, voi
 }
 
 static struct store_conn *
-mem_conn_new(struct store *st, struct event_base *base, int idx)
+store_memory_conn_new(struct store *st, struct event_base *base, int idx)
 {
-	static const struct timeval sweep = { MEM_SWEEP_MS / 1000, (MEM_SWEEP_MS % 1000) * 1000 };
-	struct mem_conn *mc;
+	static const struct timeval sweep = { STORE_MEMORY_SWEEP_MS / 1000,
+	    (STORE_MEMORY_SWEEP_MS % 1000) * 1000 };
+	struct store_memory_conn *mc;
 
 	if ((mc = calloc(1, sizeof(*mc))) == NULL)
 		return NULL;
@@ -234,7 +236,7 @@ mem_conn_new(struct store *st, struct event_base *base, int idx)
 	mc->mc_conn.sc_index = idx;
 	/* One sweeper is enough for the shared table. */
 	if (idx == 0) {
-		if ((mc->mc_sweepev = event_new(base, -1, EV_PERSIST, mem_sweep, st)) == NULL ||
+		if ((mc->mc_sweepev = event_new(base, -1, EV_PERSIST, store_memory_sweep, st)) == NULL ||
 		    event_add(mc->mc_sweepev, &sweep) == -1) {
 			if (mc->mc_sweepev != NULL)
 				event_free(mc->mc_sweepev);
@@ -246,9 +248,9 @@ mem_conn_new(struct store *st, struct event_base *base, int idx)
 }
 
 static void
-mem_conn_free(struct store_conn *sc)
+store_memory_conn_free(struct store_conn *sc)
 {
-	struct mem_conn *mc = (struct mem_conn *)sc;
+	struct store_memory_conn *mc = (struct store_memory_conn *)sc;
 
 	if (mc->mc_sweepev != NULL)
 		event_free(mc->mc_sweepev);
@@ -256,54 +258,54 @@ mem_conn_free(struct store_conn *sc)
 }
 
 static int
-mem_up(struct store_conn *sc)
+store_memory_up(struct store_conn *sc)
 {
 	return 1;
 }
 
 static long
-mem_count(struct store_conn *sc)
+store_memory_count(struct store_conn *sc)
 {
-	return atomic_load(&((struct mem_store *)sc->sc_store)->ms_count);
+	return atomic_load(&((struct store_memory *)sc->sc_store)->ms_count);
 }
 
 static void
-mem_metrics(struct store_conn *sc, struct evbuffer *out)
+store_memory_metrics(struct store_conn *sc, struct evbuffer *out)
 {
-	evbuffer_add_printf(out, "# HELP sessions_max The --max-sessions bound.\n"
-	    "# TYPE sessions_max gauge\nsessions_max %ld\n", sc->sc_store->st_limits.max_sessions);
+	prom_gauge(out, "sessions_max", "The --max-sessions bound.",
+	    sc->sc_store->st_limits.max_sessions);
 }
 
 static void
-mem_free(struct store *st)
+store_memory_free(struct store *st)
 {
-	struct mem_store *ms = (struct mem_store *)st;
-	struct mem_entry *e;
+	struct store_memory *ms = (struct store_memory *)st;
+	struct store_memory_entry *e;
 
 	while ((e = TAILQ_FIRST(&ms->ms_age)) != NULL)
-		mem_remove_entry(ms, e);
+		store_memory_remove_entry(ms, e);
 	pthread_mutex_destroy(&ms->ms_mu);
 	free(ms->ms_buckets);
 	free(ms);
 }
 
-static const struct store_ops mem_ops = {
+static const struct store_ops store_memory_ops = {
 	.name = "memory",
-	.conn_new = mem_conn_new,
-	.conn_free = mem_conn_free,
-	.create = mem_create,
-	.lookup = mem_lookup,
-	.remove = mem_remove,
-	.up = mem_up,
-	.count = mem_count,
-	.metrics = mem_metrics,
-	.free = mem_free,
+	.conn_new = store_memory_conn_new,
+	.conn_free = store_memory_conn_free,
+	.create = store_memory_create,
+	.lookup = store_memory_lookup,
+	.remove = store_memory_remove,
+	.up = store_memory_up,
+	.count = store_memory_count,
+	.metrics = store_memory_metrics,
+	.free = store_memory_free,
 };
 
 struct store *
 store_memory_new(const struct store_limits *lim)
 {
-	struct mem_store *ms;
+	struct store_memory *ms;
 	size_t n = 1024;
 
 	if (lim->max_sessions < 1 || (ms = calloc(1, sizeof(*ms))) == NULL)
@@ -316,7 +318,7 @@ store_memory_new(const struct store_limits *lim)
 		return NULL;
 	}
 	ms->ms_mask = n - 1;
-	ms->ms_store.st_ops = &mem_ops;
+	ms->ms_store.st_ops = &store_memory_ops;
 	ms->ms_store.st_limits = *lim;
 	pthread_mutex_init(&ms->ms_mu, NULL);
 	TAILQ_INIT(&ms->ms_lru);

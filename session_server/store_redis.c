@@ -12,6 +12,11 @@
  *
  * Any failure (Redis down, a timeout, an error reply) is STORE_UNAVAILABLE: the caller answers
  * 503, never 401, so an outage does not log anyone out.
+ *
+ * Replication to the replicas is asynchronous, so a master that dies right after a login can
+ * take the new session with it. --redis-wait N:MS closes that window for logins: the session is
+ * confirmed only after WAIT says N replicas have it; fewer within MS and the login gets 503
+ * (the cookie is never sent, so the session nobody can name just expires).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,16 +25,16 @@
 #include "log.h"
 #include "store.h"
 
-#define RD_COUNT_MS	2000	/* how often thread 0 refreshes the session count */
+#define STORE_REDIS_COUNT_MS	2000	/* how often thread 0 refreshes the session count */
 
 /* KEYS[1] key; ARGV: user, now ms, ttl ms. */
-static const char rd_create_lua[] =
+static const char store_redis_create_lua[] =
     "redis.call('HSET', KEYS[1], 'u', ARGV[1], 'c', ARGV[2], 's', ARGV[2]) "
     "redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
     "return 1";
 
 /* KEYS[1] key; ARGV: now ms, idle ms, absolute ms. Returns 0 unknown, 1 expired, or {u, c}. */
-static const char rd_lookup_lua[] =
+static const char store_redis_lookup_lua[] =
     "local v = redis.call('HMGET', KEYS[1], 'u', 'c') "
     "if not v[1] or not v[2] then return 0 end "
     "local left = tonumber(v[2]) + tonumber(ARGV[3]) - tonumber(ARGV[1]) "
@@ -38,41 +43,45 @@ static const char rd_lookup_lua[] =
     "redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), left)) "
     "return v";
 
-struct rd_store {
+struct store_redis {
 	struct store		 rs_store;
 	struct rconn_config	 rs_cfg;
+	int			 rs_wait_n;	/* replicas a new session waits for; 0: none */
+	int			 rs_wait_ms;
 	atomic_long		 rs_keys;	/* DBSIZE as last seen, -1 when unknown */
 };
 
-struct rd_conn {
+struct store_redis_conn {
 	struct store_conn	 rd_conn;
 	struct rconn		*rd_rc;
 	struct event		*rd_countev;	/* thread 0 only */
 };
 
-/* One operation waiting for Redis; freed by rd_done(). */
-struct rd_op {
+/* One operation waiting for Redis; freed by store_redis_done(). */
+struct store_redis_op {
 	enum store_op	 op_op;
 	store_cb	 op_cb;
 	void		*op_arg;
 	int64_t		 op_now;
 	uint64_t	 op_start;
+	int		 op_wait_n;	/* create: replicas still to wait for */
+	int		 op_wait_ms;
 };
 
 /* Ends op with res, counts it and frees op. */
 static void
-rd_done(struct rd_op *op, enum store_result res, const struct session *sess)
+store_redis_done(struct store_redis_op *op, enum store_result res, const struct session *sess)
 {
 	store_observe(op->op_op, res, op->op_start);
 	op->op_cb(res, sess, op->op_arg);
 	free(op);
 }
 
-/* Allocates an operation record; the caller hands it to rconn_command() or rd_done(). */
-static struct rd_op *
-rd_op_new(enum store_op which, store_cb cb, void *arg, int64_t now)
+/* Allocates an operation record; the caller hands it to rconn_command() or store_redis_done(). */
+static struct store_redis_op *
+store_redis_op_new(enum store_op which, store_cb cb, void *arg, int64_t now)
 {
-	struct rd_op *op;
+	struct store_redis_op *op;
 
 	if ((op = malloc(sizeof(*op))) == NULL)
 		return NULL;
@@ -81,12 +90,13 @@ rd_op_new(enum store_op which, store_cb cb, void *arg, int64_t now)
 	op->op_arg = arg;
 	op->op_now = now;
 	op->op_start = store_clock();
+	op->op_wait_n = op->op_wait_ms = 0;
 	return op;
 }
 
 /* A NULL reply or an error reply: the store is unavailable for this request. */
 static int
-rd_failed(const char *what, redisReply *reply)
+store_redis_failed(const char *what, redisReply *reply)
 {
 	if (reply == NULL)
 		return 1;
@@ -98,43 +108,73 @@ rd_failed(const char *what, redisReply *reply)
 }
 
 static void
-rd_create_done(struct rconn *rc, redisReply *reply, void *arg)
+store_redis_wait_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	rd_done(arg, rd_failed("create", reply) ? STORE_UNAVAILABLE : STORE_OK, NULL);
+	struct store_redis_op *op = arg;
+
+	if (store_redis_failed("wait", reply)) {
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_INTEGER || reply->integer < op->op_wait_n) {
+		log_warnx("redis wait: %lld of %d replicas had the new session after %d ms",
+		    reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL, op->op_wait_n,
+		    op->op_wait_ms);
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+		return;
+	}
+	store_redis_done(op, STORE_OK, NULL);
 }
 
 static void
-rd_create(struct store_conn *sc, const char *key, const struct session *sess, store_cb cb,
-    void *arg)
+store_redis_create_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	struct rd_conn *rd = (struct rd_conn *)sc;
+	struct store_redis_op *op = arg;
+
+	if (store_redis_failed("create", reply))
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+	else if (op->op_wait_n == 0)
+		store_redis_done(op, STORE_OK, NULL);
+	else if (rconn_command(rc, store_redis_wait_done, op, "WAIT %d %d", op->op_wait_n,
+	    op->op_wait_ms) == -1)
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+}
+
+static void
+store_redis_create(struct store_conn *sc, const char *key, const struct session *sess,
+    store_cb cb, void *arg)
+{
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
+	struct store_redis *rs = (struct store_redis *)sc->sc_store;
 	const struct store_limits *lim = &sc->sc_store->st_limits;
 	int64_t ttl = lim->idle_ms < lim->absolute_ms ? lim->idle_ms : lim->absolute_ms;
-	struct rd_op *op;
+	struct store_redis_op *op;
 
-	if ((op = rd_op_new(STORE_OP_CREATE, cb, arg, sess->s_created)) == NULL) {
+	if ((op = store_redis_op_new(STORE_OP_CREATE, cb, arg, sess->s_created)) == NULL) {
 		cb(STORE_UNAVAILABLE, NULL, arg);
 		return;
 	}
-	if (rconn_command(rd->rd_rc, rd_create_done, op, "EVAL %s 1 sess:%s %s %lld %lld",
-	    rd_create_lua, key, sess->s_user, (long long)sess->s_created, (long long)ttl) == -1)
-		rd_done(op, STORE_UNAVAILABLE, NULL);
+	op->op_wait_n = rs->rs_wait_n;
+	op->op_wait_ms = rs->rs_wait_ms;
+	if (rconn_command(rd->rd_rc, store_redis_create_done, op, "EVAL %s 1 sess:%s %s %lld %lld",
+	    store_redis_create_lua, key, sess->s_user, (long long)sess->s_created, (long long)ttl) == -1)
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
 }
 
 static void
-rd_lookup_done(struct rconn *rc, redisReply *reply, void *arg)
+store_redis_lookup_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	struct rd_op *op = arg;
+	struct store_redis_op *op = arg;
 	struct session sess;
 	redisReply *u, *c;
 	char *end;
 
-	if (rd_failed("lookup", reply)) {
-		rd_done(op, STORE_UNAVAILABLE, NULL);
+	if (store_redis_failed("lookup", reply)) {
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
 		return;
 	}
 	if (reply->type == REDIS_REPLY_INTEGER) {
-		rd_done(op, reply->integer == 1 ? STORE_EXPIRED : STORE_NOTFOUND, NULL);
+		store_redis_done(op, reply->integer == 1 ? STORE_EXPIRED : STORE_NOTFOUND, NULL);
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -148,79 +188,80 @@ rd_lookup_done(struct rconn *rc, redisReply *reply, void *arg)
 	if (*end != '\0' || end == c->str)
 		goto bad;
 	sess.s_seen = op->op_now;
-	rd_done(op, STORE_OK, &sess);
+	store_redis_done(op, STORE_OK, &sess);
 	return;
  bad:
 	log_warnx("redis lookup: malformed session record");
-	rd_done(op, STORE_UNAVAILABLE, NULL);
+	store_redis_done(op, STORE_UNAVAILABLE, NULL);
 }
 
 static void
-rd_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+store_redis_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
 {
-	struct rd_conn *rd = (struct rd_conn *)sc;
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
 	const struct store_limits *lim = &sc->sc_store->st_limits;
-	struct rd_op *op;
+	struct store_redis_op *op;
 
-	if ((op = rd_op_new(STORE_OP_LOOKUP, cb, arg, now)) == NULL) {
+	if ((op = store_redis_op_new(STORE_OP_LOOKUP, cb, arg, now)) == NULL) {
 		cb(STORE_UNAVAILABLE, NULL, arg);
 		return;
 	}
-	if (rconn_command(rd->rd_rc, rd_lookup_done, op, "EVAL %s 1 sess:%s %lld %lld %lld",
-	    rd_lookup_lua, key, (long long)now, (long long)lim->idle_ms,
+	if (rconn_command(rd->rd_rc, store_redis_lookup_done, op, "EVAL %s 1 sess:%s %lld %lld %lld",
+	    store_redis_lookup_lua, key, (long long)now, (long long)lim->idle_ms,
 	    (long long)lim->absolute_ms) == -1)
-		rd_done(op, STORE_UNAVAILABLE, NULL);
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
 }
 
 static void
-rd_remove_done(struct rconn *rc, redisReply *reply, void *arg)
+store_redis_remove_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	if (rd_failed("delete", reply))
-		rd_done(arg, STORE_UNAVAILABLE, NULL);
+	if (store_redis_failed("delete", reply))
+		store_redis_done(arg, STORE_UNAVAILABLE, NULL);
 	else
-		rd_done(arg, reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ?
+		store_redis_done(arg, reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ?
 		    STORE_OK : STORE_NOTFOUND, NULL);
 }
 
 static void
-rd_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
+store_redis_remove(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
 {
-	struct rd_conn *rd = (struct rd_conn *)sc;
-	struct rd_op *op;
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
+	struct store_redis_op *op;
 
-	if ((op = rd_op_new(STORE_OP_DELETE, cb, arg, now)) == NULL) {
+	if ((op = store_redis_op_new(STORE_OP_DELETE, cb, arg, now)) == NULL) {
 		cb(STORE_UNAVAILABLE, NULL, arg);
 		return;
 	}
-	if (rconn_command(rd->rd_rc, rd_remove_done, op, "DEL sess:%s", key) == -1)
-		rd_done(op, STORE_UNAVAILABLE, NULL);
+	if (rconn_command(rd->rd_rc, store_redis_remove_done, op, "DEL sess:%s", key) == -1)
+		store_redis_done(op, STORE_UNAVAILABLE, NULL);
 }
 
 static void
-rd_count_done(struct rconn *rc, redisReply *reply, void *arg)
+store_redis_count_done(struct rconn *rc, redisReply *reply, void *arg)
 {
-	struct rd_store *rs = arg;
+	struct store_redis *rs = arg;
 
 	atomic_store(&rs->rs_keys, reply != NULL && reply->type == REDIS_REPLY_INTEGER ?
 	    (long)reply->integer : -1L);
 }
 
 static void
-rd_count_timer(evutil_socket_t fd, short what, void *arg)
+store_redis_count_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct rd_conn *rd = arg;
-	struct rd_store *rs = (struct rd_store *)rd->rd_conn.sc_store;
+	struct store_redis_conn *rd = arg;
+	struct store_redis *rs = (struct store_redis *)rd->rd_conn.sc_store;
 
-	if (rconn_command(rd->rd_rc, rd_count_done, rs, "DBSIZE") == -1)
+	if (rconn_command(rd->rd_rc, store_redis_count_done, rs, "DBSIZE") == -1)
 		atomic_store(&rs->rs_keys, -1L);
 }
 
 static struct store_conn *
-rd_conn_new(struct store *st, struct event_base *base, int idx)
+store_redis_conn_new(struct store *st, struct event_base *base, int idx)
 {
-	static const struct timeval every = { RD_COUNT_MS / 1000, (RD_COUNT_MS % 1000) * 1000 };
-	struct rd_store *rs = (struct rd_store *)st;
-	struct rd_conn *rd;
+	static const struct timeval every = { STORE_REDIS_COUNT_MS / 1000,
+	    (STORE_REDIS_COUNT_MS % 1000) * 1000 };
+	struct store_redis *rs = (struct store_redis *)st;
+	struct store_redis_conn *rd;
 
 	if ((rd = calloc(1, sizeof(*rd))) == NULL)
 		return NULL;
@@ -229,7 +270,7 @@ rd_conn_new(struct store *st, struct event_base *base, int idx)
 	rd->rd_conn.sc_index = idx;
 	if ((rd->rd_rc = rconn_new(base, &rs->rs_cfg)) == NULL)
 		goto fail;
-	if (idx == 0 && ((rd->rd_countev = event_new(base, -1, EV_PERSIST, rd_count_timer,
+	if (idx == 0 && ((rd->rd_countev = event_new(base, -1, EV_PERSIST, store_redis_count_timer,
 	    rd)) == NULL || event_add(rd->rd_countev, &every) == -1))
 		goto fail;
 	return &rd->rd_conn;
@@ -242,9 +283,9 @@ rd_conn_new(struct store *st, struct event_base *base, int idx)
 }
 
 static void
-rd_conn_free(struct store_conn *sc)
+store_redis_conn_free(struct store_conn *sc)
 {
-	struct rd_conn *rd = (struct rd_conn *)sc;
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
 
 	if (rd->rd_countev != NULL)
 		event_free(rd->rd_countev);
@@ -253,22 +294,22 @@ rd_conn_free(struct store_conn *sc)
 }
 
 static int
-rd_up(struct store_conn *sc)
+store_redis_up(struct store_conn *sc)
 {
-	return rconn_is_up(((struct rd_conn *)sc)->rd_rc);
+	return rconn_is_up(((struct store_redis_conn *)sc)->rd_rc);
 }
 
 static long
-rd_count(struct store_conn *sc)
+store_redis_count(struct store_conn *sc)
 {
-	return atomic_load(&((struct rd_store *)sc->sc_store)->rs_keys);
+	return atomic_load(&((struct store_redis *)sc->sc_store)->rs_keys);
 }
 
 /* This thread's connection only: the others belong to other threads. */
 static void
-rd_metrics(struct store_conn *sc, struct evbuffer *out)
+store_redis_metrics(struct store_conn *sc, struct evbuffer *out)
 {
-	struct rd_conn *rd = (struct rd_conn *)sc;
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
 	const struct rconn_stats *st = rconn_stats(rd->rd_rc);
 	int t = sc->sc_index;
 
@@ -291,34 +332,37 @@ rd_metrics(struct store_conn *sc, struct evbuffer *out)
 }
 
 static void
-rd_free(struct store *st)
+store_redis_free(struct store *st)
 {
 	free(st);
 }
 
-static const struct store_ops rd_ops = {
+static const struct store_ops store_redis_ops = {
 	.name = "redis",
-	.conn_new = rd_conn_new,
-	.conn_free = rd_conn_free,
-	.create = rd_create,
-	.lookup = rd_lookup,
-	.remove = rd_remove,
-	.up = rd_up,
-	.count = rd_count,
-	.metrics = rd_metrics,
-	.free = rd_free,
+	.conn_new = store_redis_conn_new,
+	.conn_free = store_redis_conn_free,
+	.create = store_redis_create,
+	.lookup = store_redis_lookup,
+	.remove = store_redis_remove,
+	.up = store_redis_up,
+	.count = store_redis_count,
+	.metrics = store_redis_metrics,
+	.free = store_redis_free,
 };
 
 struct store *
-store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg)
+store_redis_new(const struct store_limits *lim, const struct rconn_config *cfg,
+    int wait_replicas, int wait_ms)
 {
-	struct rd_store *rs;
+	struct store_redis *rs;
 
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		return NULL;
-	rs->rs_store.st_ops = &rd_ops;
+	rs->rs_store.st_ops = &store_redis_ops;
 	rs->rs_store.st_limits = *lim;
 	rs->rs_cfg = *cfg;
+	rs->rs_wait_n = wait_replicas;
+	rs->rs_wait_ms = wait_ms;
 	atomic_store(&rs->rs_keys, -1L);
 	return &rs->rs_store;
 }

@@ -1,8 +1,10 @@
-"""Black-box tests of authctl useradd and hash: the users file it writes, the hash strings checked
-independently with Python's hashlib.scrypt, passwords kept off argv, terminal prompts with echo
-off, and the exit codes of the contract."""
+"""Black-box tests of authctl: useradd and hash (the users file it writes, the hash strings
+checked independently with Python's hashlib.scrypt, passwords kept off argv, terminal prompts
+with echo off, the exit codes of the contract), and token sign and verify against a real
+jwt_server and tokens made in Python."""
 import base64
 import hashlib
+import hmac
 import json
 import os
 import pty
@@ -265,3 +267,149 @@ def test_help_version_and_bad_flags(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
         assert r.stdout == ""
     assert not os.path.exists(path)
+
+
+# ---- authctl token sign and verify, against a real jwt_server ----
+
+def keyfile(tmp_path, kind, name):
+    path = str(tmp_path / name)
+    r = run(["keygen", kind, "--out", path])
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def sign(*flags):
+    return run(["token", "sign", *flags])
+
+
+def jwt_server(users, *keyargs):
+    port = harness.free_port()
+    return harness.Proc([harness.binary("jwt_server"), "--listen", f"127.0.0.1:{port}",
+                         "--id", "minted", "--users", users, *keyargs], port=port,
+                        name="jwt_server")
+
+
+def profile(port, tok):
+    return harness.request(port, "GET", "/profile", headers={"Authorization": "Bearer " + tok})
+
+
+def payload_of(tok):
+    return json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+
+
+def test_token_sign_accepted_by_a_server_with_the_same_key(tmp_path, users_file):
+    """HS256: whoever holds the secret mints tokens for any user; a server takes them as its
+    own. A token from another secret, or with the wrong audience or kid, is refused."""
+    secret = keyfile(tmp_path, "hs256", "cluster-secret")
+    other = keyfile(tmp_path, "hs256", "other-secret")
+    srv = jwt_server(users_file, "--secret-file", secret)
+    try:
+        r = sign("--secret-file", secret, "--sub", "bob", "--role", "admin", "--ttl", "60")
+        assert r.returncode == 0, r.stderr
+        tok = r.stdout.strip()
+        assert r.stdout == tok + "\n" and tok.count(".") == 2
+        c = payload_of(tok)
+        assert c["sub"] == "bob" and c["role"] == "admin" and c["exp"] - c["iat"] == 60
+        assert c["iss"] == c["aud"] == "auth-demo" and abs(c["iat"] - time.time()) < 60
+        got = profile(srv.port, tok)
+        assert got.status == 200, got
+        # The profile comes from the users file, not from the minted claims.
+        assert got.json()["username"] == "bob" and got.json()["role"] == "user"
+        # Two mints are two tokens (a fresh jti each).
+        assert payload_of(sign("--secret-file", secret, "--sub", "bob").stdout)["jti"] != c["jti"]
+
+        # Each refusal with its reason, which the server tells in error_description.
+        refused = {
+            "key": sign("--secret-file", other, "--sub", "bob"),
+            "audience": sign("--secret-file", secret, "--sub", "bob", "--audience", "x"),
+            "issued by": sign("--secret-file", secret, "--sub", "bob", "--issuer", "x"),
+        }
+        for words, r in refused.items():
+            assert r.returncode == 0, r.stderr
+            got = profile(srv.port, r.stdout.strip())
+            assert got.status == 401 and got.json()["error"] == "invalid_token", got
+            assert words in got.header("WWW-Authenticate"), (words, got)
+        # The same secret under a kid the server does not know is refused as well.
+        r = sign("--secret-file", secret, "--sub", "bob", "--kid", "someone-else")
+        assert profile(srv.port, r.stdout.strip()).status == 401
+    finally:
+        assert srv.stop() == 0
+
+
+def test_token_sign_es256_and_public_keys(tmp_path, users_file):
+    """ES256: the private key mints tokens a verify-only server accepts; the public key cannot
+    mint anything."""
+    key = keyfile(tmp_path, "es256", "es")
+    srv = jwt_server(users_file, "--verify-key", key + ".pub")
+    try:
+        r = sign("--key", key, "--sub", "alice")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(base64.urlsafe_b64decode(r.stdout.split(".")[0] + "=="))["alg"] == "ES256"
+        got = profile(srv.port, r.stdout.strip())
+        assert got.status == 200 and got.json()["username"] == "alice", got
+        r = sign("--key", key + ".pub", "--sub", "alice")
+        assert r.returncode == 1 and r.stdout == ""
+        assert "public key" in r.stderr and "not sign" in r.stderr
+    finally:
+        assert srv.stop() == 0
+
+
+def test_token_sign_usage(tmp_path):
+    secret = keyfile(tmp_path, "hs256", "s")
+    for args in ([], ["--sub", "alice"], ["--secret-file", secret],
+                 ["--secret-file", secret, "--key", secret, "--sub", "a"],
+                 ["--secret-file", secret, "--sub", ""], ["--secret-file", secret, "--sub"],
+                 ["--secret-file", secret, "--sub", "a", "--ttl", "0"],
+                 ["--secret-file", secret, "--sub", "a", "--kid", "k" * 65],
+                 ["--secret-file", secret, "--sub", "a", "extra"],
+                 ["--secret-file", str(tmp_path / "missing"), "--sub", "a"],
+                 ["--secret", "inline-secret-is-never-taken", "--sub", "a"]):
+        r = sign(*args)
+        assert r.returncode == 2, (args, r)
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", (args, r)
+    assert "sign" in run(["token", "--help"]).stdout
+
+
+def hs256_token(secret_path, claims, kid=None):
+    """A token made here in Python, independently of authctl; kid defaults to the one our
+    code derives from the secret (a MAC of "jwt-kid" under it, first 16 bytes)."""
+    with open(secret_path, "rb") as f:
+        secret = f.read().rstrip(b"\n")
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    if kid is None:
+        kid = enc(hmac.new(secret, b"jwt-kid", hashlib.sha256).digest()[:16])
+    head = enc(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = enc(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{enc(mac)}", kid
+
+
+def test_token_verify_wrong_key_says_it_did_not_sign(tmp_path):
+    """verify with the wrong secret talks to the person who gave the key, not as a server."""
+    secret = keyfile(tmp_path, "hs256", "right")
+    wrong = keyfile(tmp_path, "hs256", "wrong")
+    now = int(time.time())
+    claims = {"sub": "alice", "iss": "auth-demo", "aud": "auth-demo", "iat": now,
+              "exp": now + 60}
+    tok, right_kid = hs256_token(secret, claims)
+    r = run(["token", "verify", "--secret-file", secret, tok])
+    assert r.returncode == 0 and r.stdout.startswith("valid\n"), r
+    r = run(["token", "verify", "--secret-file", wrong, tok])
+    assert r.returncode == 1, r
+    line = r.stdout.strip()
+    assert line.startswith("invalid: unknown_key: ") and "did not sign this token" in line, line
+    assert "server" not in line, line
+    assert right_kid in line, line
+    # The same secret under another kid: the kids differ, and the line names both.
+    tok2, _ = hs256_token(secret, claims, kid="elsewhere")
+    line = run(["token", "verify", "--secret-file", secret, tok2]).stdout.strip()
+    assert "did not sign" in line and "elsewhere" in line and right_kid in line, line
+    # The right kid but a wrong secret behind it: the signature does not match.
+    tok3, _ = hs256_token(wrong, claims, kid=right_kid)
+    line = run(["token", "verify", "--secret-file", secret, tok3]).stdout.strip()
+    assert line.startswith("invalid: bad_signature: ") and "did not sign" in line, line
+    # A key of another algorithm.
+    es = keyfile(tmp_path, "es256", "es")
+    line = run(["token", "verify", "--key", es + ".pub", tok]).stdout.strip()
+    assert line.startswith("invalid: alg_not_allowed: ") and "HS256" in line and "ES256" in line
+    assert "server" not in line

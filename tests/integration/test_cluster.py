@@ -326,3 +326,36 @@ def test_help():
     assert "usage: scripts/cluster.sh up VARIANT" in r.stdout
     for v in VARIANTS:
         assert v in r.stdout
+    # stop-server and start-server cannot guess the cluster: --dir is not optional for them.
+    assert "stop-server NAME --dir RUNDIR" in r.stdout and "start-server NAME --dir RUNDIR" in r.stdout
+
+
+def fake_run_dir(d, logs=("app1", "balancer")):
+    """What `up` leaves in a run directory, minus the processes: cmds/, pids/ and logs/."""
+    for sub in ("cmds", "pids", "logs"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    for name in logs:
+        with open(os.path.join(d, "logs", name + ".log"), "w") as f:
+            f.write(f"{name} says hello\n")
+
+
+def test_logs_of_one_server_and_of_an_unknown_name(tmp_path):
+    d = str(tmp_path / "c")
+    fake_run_dir(d)
+    r = cluster("logs", "--dir", d, "app1")
+    assert "app1 says hello" in r.stdout and "balancer says" not in r.stdout
+    r = cluster("logs", "--dir", d, "nope", check=False)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "nope" in lines[0] and "app1" in lines[0], r
+    assert r.stdout == ""
+
+
+def test_status_ignores_the_teaching_pages_run_directory(tmp_path):
+    # scripts/web.sh up makes run/web with pids/ and logs/ of its own: not a cluster.
+    os.makedirs(tmp_path / "run" / "web" / "pids")
+    os.makedirs(tmp_path / "run" / "web" / "logs")
+    fake_run_dir(str(tmp_path / "run" / "jwt-hs256"))
+    r = subprocess.run([SCRIPT, "status"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, AUTH_BIN=harness.BIN))
+    assert "run/web" not in r.stdout + r.stderr, r.stdout
+    assert "jwt-hs256" in r.stdout

@@ -49,7 +49,7 @@ def test_wrong_method_is_a_json_405_with_allow(server):
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 405"), (method, out[:200])
         assert b"X-Served-By: s1" in head and json.loads(body)["error"] == "method_not_allowed"
-    # CONNECT names no path at all: a JSON error of ours too, not evhttp's 501 page.
+    # CONNECT names no path at all: a JSON error of ours too.
     out = harness.raw(server.port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 4") and b"X-Served-By: s1" in head and json.loads(body)["error"]
@@ -165,3 +165,35 @@ def test_common_flags(users_file):
     r = subprocess.run([exe, "--listen", "127.0.0.1:1", "--id", "x", "--users", "/nonexistent/users.json"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "/nonexistent/users.json" in r.stderr
+
+
+def test_cross_site_login_is_refused(server):
+    """Login CSRF: a form on another site must not log the visitor into the attacker's account.
+    Browsers say where a request comes from (Origin, Sec-Fetch-Site); curl and loadgen say
+    nothing and are served; a same-origin page, directly or through the balancer, is served."""
+    form = "username=alice&password=alice-password"
+    ctype = {"Content-Type": "application/x-www-form-urlencoded"}
+    for hdrs in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                 {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"},
+                 {"Origin": f"http://127.0.0.1:{server.port}.evil.example"},
+                 {"Origin": f"http://127.0.0.1:{server.port}", "Sec-Fetch-Site": "cross-site"}):
+        r = harness.request(server.port, "POST", "/login", body=form, headers={**ctype, **hdrs})
+        assert r.status == 403, (hdrs, r)
+        assert r.json()["error"] == "cross_site_login" and r.header("X-Served-By") == "s1"
+        assert r.header("Set-Cookie") is None
+    for hdrs in ({}, {"Origin": f"http://127.0.0.1:{server.port}", "Sec-Fetch-Site": "same-origin"},
+                 {"Sec-Fetch-Site": "none"}):
+        r = harness.request(server.port, "POST", "/login", body=form, headers={**ctype, **hdrs})
+        assert r.status == 200, (hdrs, r)
+    bport = harness.free_port()
+    balancer = harness.Proc([harness.binary("balancer"), "--listen", f"127.0.0.1:{bport}",
+                             "--backend", f"127.0.0.1:{server.port}", "--quiet"], port=bport)
+    try:
+        same = {"Origin": f"http://127.0.0.1:{bport}", "Sec-Fetch-Site": "same-origin"}
+        r = harness.request(bport, "POST", "/login", body=form, headers={**ctype, **same})
+        assert r.status == 200 and r.header("Set-Cookie"), r
+        r = harness.request(bport, "POST", "/login", body=form,
+                            headers={**ctype, "Origin": "https://evil.example"})
+        assert r.status == 403 and r.json()["error"] == "cross_site_login"
+    finally:
+        assert balancer.stop() == 0

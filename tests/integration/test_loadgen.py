@@ -170,6 +170,19 @@ def test_wrong_password_counts_failed_logins_and_exits_1(cluster, tmp_path):
     assert r["logins"] == {"ok": 0, "failed": 3}, r
     assert r["requests"] == 0 and r["duration_s"] < 4, r   # every user gave up: no waiting
     assert rc == 1 and "no virtual user could log in" in err
+    # ... and why: which user, and what the server answered.
+    assert "first failed login: alice got 401 invalid_credentials" in err, err
+
+
+def test_jwt_flow_against_a_session_server_is_a_failed_login(cluster, creds, tmp_path):
+    c = cluster("session", 1)
+    rc, r, out, err = run_loadgen(["--url", c.url, "--flow", "jwt", "--credentials", creds,
+                                   "--users", "2", "--duration", "5"], tmp_path)
+    assert r["logins"]["ok"] == 0 and r["logins"]["failed"] >= 2, r
+    # The warning and the report agree: failed logins, no protocol errors.
+    assert r["errors"]["protocol"] == 0 and "protocol error" not in err, err
+    assert "got 200 without a usable access_token" in err and "--flow session" in err, err
+    assert rc == 1 and "no virtual user could log in" in err
 
 
 def test_thresholds_set_the_exit_code(cluster, creds, tmp_path):
@@ -337,7 +350,68 @@ def test_connect_errors_and_requests_bound(tmp_path):
     # Each attempt is one of the --requests budget; failed connects back off, then retry.
     assert r["errors"]["connect"] == 6 and r["requests"] == 0, r
     assert r["error_rate"] == 1.0
-    assert rc == 0, err                             # no threshold given
+    # No threshold given, but not one request succeeded: that is a failed run.
+    assert rc == 1 and "no request succeeded" in err, err
+
+
+def test_only_error_answers_is_a_failed_run(tmp_path):
+    def handler(conn):
+        buf = b""
+        while True:
+            head, buf = read_request(conn, buf)
+            if head is None:
+                return
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+    srv = RawServer(handler)
+    try:
+        rc, r, _, err = run_loadgen(["--url", f"http://127.0.0.1:{srv.port}", "--flow", "none",
+                                     "--concurrency", "2", "--requests", "20"], tmp_path)
+        assert r["status"] == {"503": 20} and rc == 1 and "no request succeeded" in err, (r, err)
+    finally:
+        srv.close()
+
+
+def test_cookies_of_error_answers_are_ignored_as_the_help_says(tmp_path):
+    """A 401 that clears the session cookie does not log the virtual user out; the cookies of a
+    200 are kept. --help says so."""
+    seen = []
+
+    def handler(conn):
+        buf, n = b"", 0
+        while True:
+            head, buf = read_request(conn, buf)
+            if head is None:
+                return
+            if head.startswith(b"POST /login"):
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(buf) < length:
+                    buf += conn.recv(4096)
+                buf = buf[length:]
+                conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=good; Path=/\r\n"
+                             b"Content-Length: 2\r\n\r\n{}")
+                continue
+            seen.append(head)
+            n += 1
+            if n % 2:
+                conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nSet-Cookie: sid=; Max-Age=0; Path=/\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: seen=1; Path=/\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+    creds = tmp_path / "creds.txt"
+    creds.write_text("alice:pw\n")
+    srv = RawServer(handler)
+    try:
+        rc, r, _, err = run_loadgen(["--url", f"http://127.0.0.1:{srv.port}", "--flow", "session",
+                                     "--credentials", str(creds), "--concurrency", "1",
+                                     "--requests", "10"], tmp_path)
+    finally:
+        srv.close()
+    assert r["status"] == {"401": 5, "200": 5}, r
+    assert all(b"sid=good" in h for h in seen), seen          # the 401 did not clear it
+    assert all(b"seen=1" in h for h in seen[2:]), seen         # the 200's cookie was kept
+    help_text = subprocess.run([LOADGEN, "--help"], capture_output=True, text=True).stdout
+    assert "like a\nbrowser" not in help_text and "status 400 or more" in help_text, help_text
 
 
 def test_open_loop_corrects_for_coordinated_omission(tmp_path):

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "unit.h"
 #include "../../loadgen/loadgen.h"
 
@@ -105,12 +107,14 @@ jar_through_resp(void)
 {
 	static const char head[] = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=s1; HttpOnly\r\n"
 	    "set-cookie: LB=app3\r\nX-Served-By: app3\r\nContent-Length: 0\r\n\r\n";
+	struct evbuffer *in = evbuffer_new();
 	struct jar j;
 	struct resp r;
 
 	jar_init(&j);
 	resp_reset(&r, &j, NULL);
-	CHECK_INT(resp_head(&r, head, sizeof(head) - 1), 0);
+	evbuffer_add(in, head, sizeof(head) - 1);
+	CHECK_INT(resp_feed(&r, in), 1);
 	CHECK_INT(r.r_jar_changed, 1);
 	CHECK_STR(jar_get(&j, "sid"), "s1");
 	CHECK_STR(jar_get(&j, "LB"), "app3");
@@ -119,10 +123,12 @@ jar_through_resp(void)
 	static const char fail[] = "HTTP/1.1 401 Unauthorized\r\nSet-Cookie: sid=; Max-Age=0\r\n"
 	    "Content-Length: 0\r\n\r\n";
 	resp_reset(&r, &j, NULL);
-	CHECK_INT(resp_head(&r, fail, sizeof(fail) - 1), 0);
+	evbuffer_add(in, fail, sizeof(fail) - 1);
+	CHECK_INT(resp_feed(&r, in), 1);
 	CHECK_INT(r.r_jar_changed, 0);
 	CHECK_STR(jar_get(&j, "sid"), "s1");
 	jar_free(&j);
+	evbuffer_free(in);
 }
 
 UNIT_MAIN(CASE(jar_keeps_all_cookies), CASE(jar_replace_and_unchanged), CASE(jar_deletes),

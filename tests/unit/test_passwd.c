@@ -179,6 +179,29 @@ huge_cost_is_refused_fast(void)
 	CHECK(b.tv_sec - a.tv_sec < 1);
 }
 
+static void
+work_is_capped(void)
+{
+	static const char tail[] = "$AAECAwQFBgcICQoLDA0ODw$22tmw7TO8hLX4foyTe+1G4BqDUFxxBmYej5x8fpaxI8";
+	struct passwd_cost c;
+	char buf[160], h[PASSWD_MAX];
+
+	/* ln=20, r=15, p=16 fits scrypt's memory cap (2 GiB) but is 240 times OWASP's work. */
+	snprintf(buf, sizeof(buf), "$scrypt$ln=20,r=15,p=16%s", tail);
+	CHECK_INT(passwd_check(buf), -1);
+	CHECK_INT(passwd_verify("x", 1, buf), -1);
+	CHECK_INT(passwd_cost(buf, &c), 0);	/* well formed: a caller can say why */
+	CHECK(c.ln == 20 && c.r == 15 && c.p == 16);
+	CHECK(passwd_work(&c) > PASSWD_MAX_WORK);
+	/* The cap itself (ln=20, r=8, p=1) is allowed; one step more is not. */
+	snprintf(buf, sizeof(buf), "$scrypt$ln=20,r=8,p=1%s", tail);
+	CHECK_INT(passwd_check(buf), 0);
+	snprintf(buf, sizeof(buf), "$scrypt$ln=19,r=8,p=4%s", tail);
+	CHECK_INT(passwd_check(buf), -1);
+	CHECK_INT(passwd_hash("x", 1, 21, h, sizeof(h)), -1);
+	CHECK_INT(passwd_cost("$scrypt$ln=5,r=4$x$y", &c), -1);
+}
+
 UNIT_MAIN(CASE(rfc7914_vectors), CASE(kdf_refuses_bad_parameters), CASE(default_cost_is_allowed),
     CASE(hash_then_verify), CASE(hash_refuses), CASE(verifies_other_implementations),
-    CASE(malformed_strings), CASE(huge_cost_is_refused_fast))
+    CASE(malformed_strings), CASE(huge_cost_is_refused_fast), CASE(work_is_capped))

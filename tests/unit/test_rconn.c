@@ -271,6 +271,43 @@ test_parse_url(void)
 }
 
 static void
+test_parse_url_user_sentinel_and_password_refused(void)
+{
+	struct rconn_config cfg;
+	char err[256];
+
+	rconn_config_init(&cfg);
+	CHECK_INT(rconn_parse_url("redis://app@127.0.0.1:6380/1", &cfg, err, sizeof(err)), 0);
+	CHECK_STR(cfg.user, "app");
+	CHECK_STR(cfg.host, "127.0.0.1");
+	CHECK_INT(cfg.nsentinels, 0);
+	CHECK_INT(rconn_parse_url("redis-sentinel://127.0.0.1:26379,[::1]:26380/3#auth", &cfg, err,
+	    sizeof(err)), 0);
+	CHECK_INT(cfg.nsentinels, 2);
+	CHECK_STR(cfg.sentinels[1].host, "::1");
+	CHECK_INT(cfg.sentinels[1].port, 26380);
+	CHECK_INT(cfg.db, 3);
+	CHECK_STR(cfg.master, "auth");
+	CHECK_STR(cfg.user, "");
+	/* No master name, an empty one, a name on a plain URL, an empty host in the list. */
+	CHECK_INT(rconn_parse_url("redis-sentinel://h:1", &cfg, err, sizeof(err)), -1);
+	CHECK_INT(rconn_parse_url("redis-sentinel://h:1#", &cfg, err, sizeof(err)), -1);
+	CHECK_INT(rconn_parse_url("redis://h:1#m", &cfg, err, sizeof(err)), -1);
+	CHECK_INT(rconn_parse_url("redis-sentinel://h:1,,h:2#m", &cfg, err, sizeof(err)), -1);
+	CHECK_INT(rconn_parse_url("redis-sentinel://h:1,h#m", &cfg, err, sizeof(err)), -1);
+	CHECK_INT(rconn_parse_url("redis://h:1,h:2", &cfg, err, sizeof(err)), -1);
+	/* A password is refused and never echoed. */
+	CHECK_INT(rconn_parse_url("redis://app:Secret9@h:1", &cfg, err, sizeof(err)), -1);
+	CHECK(strstr(err, "password") != NULL && strstr(err, "Secret9") == NULL);
+	CHECK_INT(rconn_parse_url("redis://:Secret9@h:1", &cfg, err, sizeof(err)), -1);
+	CHECK(strstr(err, "Secret9") == NULL);
+	CHECK_INT(rconn_parse_url("redis-sentinel://u:Secret9@h:1#m", &cfg, err, sizeof(err)), -1);
+	CHECK(strstr(err, "Secret9") == NULL);
+	CHECK_INT(rconn_parse_url("redis://u:S/e#c@h:1", &cfg, err, sizeof(err)), -1);
+	CHECK(strstr(err, "S/e#c") == NULL);
+}
+
+static void
 test_commands_and_select(void)
 {
 	struct rconn_config cfg;
@@ -486,7 +523,8 @@ test_connect_timeout(void)
 	teardown();
 }
 
-UNIT_MAIN(CASE(test_parse_url), CASE(test_commands_and_select),
+UNIT_MAIN(CASE(test_parse_url), CASE(test_parse_url_user_sentinel_and_password_refused),
+    CASE(test_commands_and_select),
     CASE(test_refused_while_down_then_server_appears),
     CASE(test_timeout_fails_every_pending_command_once_and_reconnects),
     CASE(test_server_hangup_fails_pending_and_reconnects), CASE(test_loading_server_is_not_up),

@@ -233,55 +233,120 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Median wall time of 5 authentications of username with a wrong password. */
-static double
-auth_time(const struct users *set, const char *username)
+static void
+sort_times(double *t, int n)
 {
-	double t[5], x;
+	double x;
 	int i, j;
 
-	for (i = 0; i < 5; i++) {
-		x = now();
-		CHECK(users_authenticate(set, username, "wrong") == NULL);
-		t[i] = now() - x;
+	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && t[j] < t[j - 1]; j--) {
 			x = t[j];
 			t[j] = t[j - 1];
 			t[j - 1] = x;
 		}
+}
+
+/* Median wall times of 7 wrong-password authentications of known and of unknown, taken
+ * in turns so that the machine's load hits both alike. */
+static void
+auth_times(const struct users *set, const char *known, const char *unknown, double *tk,
+    double *tu)
+{
+	double k[7], u[7], x;
+	int i;
+
+	for (i = 0; i < 7; i++) {
+		x = now();
+		CHECK(users_authenticate(set, known, "wrong") == NULL);
+		k[i] = now() - x;
+		x = now();
+		CHECK(users_authenticate(set, unknown, "wrong") == NULL);
+		u[i] = now() - x;
 	}
-	return t[2];
+	sort_times(k, 7);
+	sort_times(u, 7);
+	*tk = k[3];
+	*tu = u[3];
+}
+
+/* A users file of five users "a".."e" whose hashes ("pw") have the given costs. */
+static struct users *
+load_costs(const char *name, const int ln[5])
+{
+	char h[5][PASSWD_MAX], err[256];
+	struct users *set;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		CHECK_INT(passwd_hash("pw", 2, ln[i], h[i], sizeof(h[i])), 0);
+	set = users_load(file(name, "{\"users\": ["
+#define U(n) "{\"username\": \"" n "\", \"name\": \"\", \"email\": \"\", \"role\": \"user\", " \
+	    "\"password_hash\": \"%s\"}"
+	    U("a") "," U("b") "," U("c") "," U("d") "," U("e")
+#undef U
+	    "]}", h[0], h[1], h[2], h[3], h[4]), err, sizeof(err));
+	if (!CHECK(set != NULL))
+		fprintf(stderr, "    %s\n", err);
+	return set;
+}
+
+static void
+unknown_user_costs_the_costliest(void)
+{
+	/* Most hashes are cheap, one is dear (the demo users plus one `authctl useradd`): the
+	 * dummy must take the dear one's cost, not the most common one's. */
+	static const int mixed[5] = { 4, 6, 4, 4, 4 }, same[5] = { 5, 5, 5, 5, 5 };
+	struct passwd_cost c;
+	struct users *set;
+	char msg[512];
+
+	if ((set = load_costs("mixed.json", mixed)) == NULL)
+		return;
+	users_unknown_cost(set, &c);
+	CHECK_INT(c.ln, 6);
+	CHECK_INT(c.r, 8);
+	CHECK_INT(c.p, 1);
+	CHECK_INT(users_mixed_costs(set, "mixed.json", msg, sizeof(msg)), 1);
+	CHECK(strstr(msg, "mixed.json") != NULL && strstr(msg, "4 of 5") != NULL &&
+	    strstr(msg, "b (ln=6,r=8,p=1)") != NULL);
+	users_free(set);
+
+	if ((set = load_costs("same.json", same)) == NULL)
+		return;
+	users_unknown_cost(set, &c);
+	CHECK_INT(c.ln, 5);
+	CHECK_INT(users_mixed_costs(set, "same.json", msg, sizeof(msg)), 0);
+	users_free(set);
 }
 
 static void
 unknown_user_costs_the_same(void)
 {
-	char h10[PASSWD_MAX], h12[4][PASSWD_MAX], err[256];
+	/* Four users at ln=10, one at ln=12 (scrypt time grows with N: 4 times as long). */
+	static const int ln[5] = { 10, 10, 12, 10, 10 };
 	struct users *set;
 	double known, unknown;
-	int i;
 
-	/* Most hashes have ln=12, one has ln=10: the dummy must follow the majority. */
-	CHECK_INT(passwd_hash("pw", 2, 10, h10, sizeof(h10)), 0);
-	for (i = 0; i < 4; i++)
-		CHECK_INT(passwd_hash("pw", 2, 12, h12[i], sizeof(h12[i])), 0);
-	set = users_load(file("cost.json", "{\"users\": ["
-#define U(n, h) "{\"username\": \"" n "\", \"name\": \"\", \"email\": \"\", \"role\": \"user\", " \
-	    "\"password_hash\": \"" h "\"}"
-	    U("a", "%s") "," U("b", "%s") "," U("c", "%s") "," U("d", "%s") "," U("e", "%s")
-#undef U
-	    "]}", h10, h12[0], h12[1], h12[2], h12[3]), err, sizeof(err));
-	CHECK(set != NULL);
-	if (set == NULL)
+	if ((set = load_costs("cost.json", ln)) == NULL)
 		return;
-	known = auth_time(set, "b");
-	unknown = auth_time(set, "nobody");
-	fprintf(stderr, "    wrong password %.2f ms, unknown user %.2f ms\n", known * 1e3,
+	auth_times(set, "c", "nobody", &known, &unknown);
+	fprintf(stderr, "    wrong password at ln=12 %.2f ms, unknown user %.2f ms\n", known * 1e3,
 	    unknown * 1e3);
-	/* Loose bounds for a busy machine: a dummy of ln=10 would be 4 times faster, the default
-	 * ln=17 32 times slower, and no dummy at all nearly free. */
+	/* Loose bounds for a busy machine: a dummy of the common ln=10 would be 4 times faster,
+	 * the default ln=17 32 times slower, and no dummy at all nearly free. */
 	CHECK(unknown > known * 0.5 && unknown < known * 2.0);
 	users_free(set);
+}
+
+static void
+too_costly_hash_is_refused(void)
+{
+	/* ln=20, r=15, p=16: within scrypt's memory cap but 240 times OWASP's work. */
+	load_fails(file("dear.json", "{\"users\": [%s, {\"username\": \"eve\", \"name\": \"\", "
+	    "\"email\": \"\", \"role\": \"user\", \"password_hash\": \"$scrypt$ln=20,r=15,p=16$"
+	    "AAECAwQFBgcICQoLDA0ODw$22tmw7TO8hLX4foyTe+1G4BqDUFxxBmYej5x8fpaxI8\"}]}", entry("a")),
+	    "users[1] (eve)", "costs too much", "ln=20,r=15,p=16", NULL);
 }
 
 /* Each thread authenticates right and wrong passwords of known and unknown users; the set is
@@ -325,4 +390,5 @@ authenticate_from_threads(void)
 }
 
 UNIT_MAIN(CASE(loads_and_finds), CASE(authenticate_from_threads), CASE(missing_fields), CASE(ill_typed_fields), CASE(bad_hashes),
-    CASE(duplicate_usernames), CASE(unreadable_or_invalid_file), CASE(unknown_user_costs_the_same))
+    CASE(duplicate_usernames), CASE(unreadable_or_invalid_file), CASE(unknown_user_costs_the_same),
+    CASE(unknown_user_costs_the_costliest), CASE(too_costly_hash_is_refused))

@@ -1,12 +1,13 @@
 /*
- * Strict HTTP/1.1 head and chunked-body parsing for the balancer (RFC 9110, RFC 9112). The
- * balancer sits in front of servers that may read framing differently, so everything that
- * could let two parsers disagree about where a request ends is refused: Content-Length with
+ * Strict HTTP/1.1 head and chunked-body parsing for every program (RFC 9110, RFC 9112). The
+ * balancer sits in front of servers, and loadgen reads both: everything that could let two
+ * parsers disagree about where a message ends is refused: Content-Length with
  * Transfer-Encoding, repeated or list-valued Content-Length, any coding but a lone "chunked",
- * obs-fold, bare CR or LF, control characters, whitespace before the colon.
+ * obs-fold, bare CR or LF, control characters, whitespace before the colon, and a body on HEAD
+ * or TRACE (a server that ignores such a body would read it as a second, smuggled request).
  */
 #include "digits.h"
-#include "lb.h"
+#include "parse.h"
 
 #include <string.h>
 #include <strings.h>
@@ -33,28 +34,35 @@ static const unsigned char parse_tchar[256] = {
 	return PARSE_ERROR;		\
 } while (0)
 
-static int
-parse_is(const char *s, size_t len, const char *lit)
-{
-	return len == strlen(lit) && strncasecmp(s, lit, len) == 0;
-}
+/* Whether s[0..len) is the string literal lit, ignoring case. */
+#define PARSE_IS(s, len, lit) \
+	((len) == sizeof(lit) - 1 && strncasecmp((s), (lit), sizeof(lit) - 1) == 0)
 
 static enum parse_kind
 parse_classify(const char *n, size_t len)
 {
-	static const struct { const char *name; enum parse_kind kind; } names[] = {
-		{ "content-length", HDR_CL }, { "transfer-encoding", HDR_TE },
-		{ "host", HDR_HOST }, { "cookie", HDR_COOKIE },
-		{ "x-forwarded-for", HDR_XFF }, { "x-forwarded-proto", HDR_XFP },
-		{ "x-request-id", HDR_XRID },
-		{ "connection", HDR_HOP }, { "keep-alive", HDR_HOP }, { "te", HDR_HOP },
-		{ "trailer", HDR_HOP }, { "upgrade", HDR_HOP }, { "proxy-connection", HDR_HOP },
-		{ "proxy-authenticate", HDR_HOP }, { "proxy-authorization", HDR_HOP },
+#define NAME(s, k) { s, sizeof(s) - 1, k }
+	static const struct { const char *name; size_t len; enum parse_kind kind; } names[] = {
+		NAME("content-length", HDR_CL), NAME("transfer-encoding", HDR_TE),
+		NAME("host", HDR_HOST), NAME("cookie", HDR_COOKIE),
+		NAME("x-forwarded-for", HDR_XFF), NAME("x-forwarded-proto", HDR_XFP),
+		NAME("x-request-id", HDR_XRID),
+		NAME("connection", HDR_HOP), NAME("keep-alive", HDR_HOP), NAME("te", HDR_HOP),
+		NAME("trailer", HDR_HOP), NAME("upgrade", HDR_HOP),
+		NAME("proxy-connection", HDR_HOP), NAME("proxy-authenticate", HDR_HOP),
+		NAME("proxy-authorization", HDR_HOP),
 	};
+#undef NAME
+	/* The lengths of the names above, as bits: most fields are none of these, and their
+	 * length alone tells, without comparing text. */
+	static const uint32_t lengths = 1u << 2 | 1u << 4 | 1u << 6 | 1u << 7 | 1u << 10 |
+	    1u << 12 | 1u << 14 | 1u << 15 | 1u << 16 | 1u << 17 | 1u << 18 | 1u << 19;
 	size_t i;
 
+	if (len >= 32 || !(lengths & (1u << len)))
+		return HDR_OTHER;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (parse_is(n, len, names[i].name))
+		if (names[i].len == len && strncasecmp(n, names[i].name, len) == 0)
 			return names[i].kind;
 	return HDR_OTHER;
 }
@@ -76,9 +84,9 @@ parse_connection(struct parse_head *h, const char *v, size_t len)
 			end--;
 		if (end == start)
 			continue;
-		if (parse_is(v + start, end - start, "close"))
+		if (PARSE_IS(v + start, end - start, "close"))
 			h->conn_close = 1;
-		else if (parse_is(v + start, end - start, "keep-alive"))
+		else if (PARSE_IS(v + start, end - start, "keep-alive"))
 			h->conn_keepalive = 1;
 		for (k = 0; k < h->nhdrs; k++)
 			if (h->hdrs[k].namelen == end - start &&
@@ -88,6 +96,38 @@ parse_connection(struct parse_head *h, const char *v, size_t len)
 	}
 }
 
+/* A control character other than HTAB (RFC 9110 5.5), one byte. */
+static int
+parse_ctl(unsigned char c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/*
+ * Whether s[0..n) holds a control character other than HTAB. Eight bytes at a time: a word
+ * without a byte below 0x20, at 0x7f or above is clean; any other word (a tab, obs-text) is
+ * looked at byte by byte. Values are most of a head, so this is most of the parser's work.
+ */
+static int
+parse_has_ctl(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t w;
+	size_t i = 0, k;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if ((((w - ones * 0x20) & ~w) | (w + ones) | w) & high)
+			for (k = 0; k < 8; k++)
+				if (parse_ctl((unsigned char)s[i + k]))
+					return 1;
+	}
+	for (; i < n; i++)
+		if (parse_ctl((unsigned char)s[i]))
+			return 1;
+	return 0;
+}
+
 /*
  * Parses header lines from p up to the empty line. Returns PARSE_OK with h->headlen, PARSE_MORE
  * or PARSE_ERROR; field-level errors answer status 400 (or 431 past the limits).
@@ -95,7 +135,7 @@ parse_connection(struct parse_head *h, const char *v, size_t len)
 static int
 parse_fields(const char *buf, const char *p, const char *end, size_t max, struct parse_head *h)
 {
-	const char *eol, *colon, *v, *ve, *q;
+	const char *eol, *colon, *v, *ve;
 
 	for (;;) {
 		eol = memchr(p, '\n', (size_t)(end - p));
@@ -120,12 +160,9 @@ parse_fields(const char *buf, const char *p, const char *end, size_t max, struct
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		for (q = v; q < ve; q++) {
-			unsigned char c = (unsigned char)*q;
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
-				PARSE_FAIL(h, 400, "control character in a header value");
-		}
-		if (h->nhdrs == LB_MAX_HEADERS)
+		if (parse_has_ctl(v, (size_t)(ve - v)))
+			PARSE_FAIL(h, 400, "control character in a header value");
+		if (h->nhdrs == PARSE_MAX_HEADERS)
 			PARSE_FAIL(h, 431, "too many header fields");
 		h->hdrs[h->nhdrs++] = (struct parse_hdr){ p, (size_t)(colon - p), v,
 		    (size_t)(ve - v), parse_classify(p, (size_t)(colon - p)) };
@@ -154,9 +191,9 @@ parse_framing(struct parse_head *h, int status)
 		} else if (f->kind == HDR_TE) {
 			if (nte++ > 0)
 				PARSE_FAIL(h, status, "more than one Transfer-Encoding");
-			if (!parse_is(f->value, f->valuelen, "chunked"))
+			if (!PARSE_IS(f->value, f->valuelen, "chunked"))
 				PARSE_FAIL(h, status, "unsupported Transfer-Encoding");
-		} else if (parse_is(f->name, f->namelen, "connection"))
+		} else if (f->kind == HDR_HOP && PARSE_IS(f->name, f->namelen, "connection"))
 			parse_connection(h, f->value, f->valuelen);
 	}
 	if (ncl && nte)
@@ -233,11 +270,11 @@ parse_request(const char *buf, size_t len, size_t max, struct parse_head *h)
 		goto badline;
 	h->target = p;
 	h->targetlen = (size_t)(sp - p);
-	if (parse_is(h->method, h->methodlen, "CONNECT"))
+	if (PARSE_IS(h->method, h->methodlen, "CONNECT"))
 		PARSE_FAIL(h, 405, "CONNECT is not supported");
 	/* A reverse proxy serves origin-form, and "*" for OPTIONS only. */
 	if (h->target[0] != '/' && !(h->targetlen == 1 && h->target[0] == '*' &&
-	    parse_is(h->method, h->methodlen, "OPTIONS")))
+	    PARSE_IS(h->method, h->methodlen, "OPTIONS")))
 		PARSE_FAIL(h, 400, "request target must be an absolute path");
 	if ((r = parse_version(sp + 1, (size_t)(eol - 1 - (sp + 1)), h)) != PARSE_OK)
 		return r;
@@ -248,7 +285,12 @@ parse_request(const char *buf, size_t len, size_t max, struct parse_head *h)
 			nhost++;
 	if (nhost > 1 || (nhost == 0 && h->minor == 1))
 		PARSE_FAIL(h, 400, "a request needs exactly one Host header");
-	return parse_framing(h, 400);
+	if ((r = parse_framing(h, 400)) != PARSE_OK)
+		return r;
+	if (h->framing != FRAME_NONE && (PARSE_IS(h->method, h->methodlen, "HEAD") ||
+	    PARSE_IS(h->method, h->methodlen, "TRACE")))
+		PARSE_FAIL(h, 400, "a HEAD or TRACE request has no body");
+	return PARSE_OK;
  badline:
 	PARSE_FAIL(h, 400, "malformed request line");
 }
@@ -326,7 +368,7 @@ parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, i
 	for (; i < n && st != CH_DATA && st != CH_DONE; i++) {
 		char ch = p[i];
 
-		if (st != CH_TRAILER_LINE && st != CH_TRAILER && ++c->pc_line > LB_CHUNK_LINE_MAX)
+		if (st != CH_TRAILER_LINE && st != CH_TRAILER && ++c->pc_line > PARSE_CHUNK_LINE_MAX)
 			return PARSE_ERROR;
 		switch (st) {
 		case CH_SIZE:
@@ -376,7 +418,7 @@ parse_chunk_step(struct parse_chunk *c, const char *p, size_t n, size_t *used, i
 			st = CH_TRAILER_LINE;
 			/* FALLTHROUGH */
 		case CH_TRAILER_LINE:
-			if (++c->pc_trailers > LB_TRAILERS_MAX)
+			if (++c->pc_trailers > PARSE_TRAILERS_MAX)
 				return PARSE_ERROR;
 			if (ch == '\r')
 				st = CH_TRAILER_LF;
@@ -405,7 +447,7 @@ parse_reqid_ok(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > LB_REQID_MAX)
+	if (len == 0 || len > PARSE_REQID_MAX)
 		return 0;
 	for (i = 0; i < len; i++) {
 		char c = s[i];

@@ -1,5 +1,6 @@
 /*
- * libFuzzer harness for the balancer's HTTP/1.1 parser (balancer/parse.c). The first input
+ * libFuzzer harness for the shared HTTP/1.1 parser (common/parse.c), in request and response
+ * mode as the servers, the balancer and loadgen use it. The first input
  * byte picks what the rest is: a request head, a response head (to a GET or a HEAD), a chunked
  * body, or a Cookie / X-Request-Id value. Besides memory safety it checks the properties the
  * proxy relies on: a parsed head lies inside the bytes given; a head that parses also parses,
@@ -10,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../balancer/lb.h"
+#include "parse.h"
+
+#define REQ_MAX		16384
+#define RESP_MAX	16384
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -22,7 +26,7 @@ fuzz_inside(const char *buf, const struct parse_head *h, int request)
 {
 	size_t i;
 
-	if (h->headlen == 0 || h->nhdrs > LB_MAX_HEADERS)
+	if (h->headlen == 0 || h->nhdrs > PARSE_MAX_HEADERS)
 		abort();
 	if (request && (h->method < buf || h->method + h->methodlen > buf + h->headlen ||
 	    h->target < buf || h->target + h->targetlen > buf + h->headlen))
@@ -39,7 +43,7 @@ fuzz_inside(const char *buf, const struct parse_head *h, int request)
 static void
 fuzz_head_case(const char *buf, size_t n, int what, size_t cut)
 {
-	size_t max = what == 0 ? LB_REQ_HEAD_MAX : LB_RESP_HEAD_MAX;
+	size_t max = what == 0 ? REQ_MAX : RESP_MAX;
 	int r, r2;
 
 	r = what == 0 ? parse_request(buf, n, max, &fuzz_head) :
@@ -121,7 +125,7 @@ fuzz_value_case(const char *buf, size_t n)
 	const char *v;
 	size_t vlen = (size_t)-1;
 
-	if (parse_reqid_ok(buf, n) && (n == 0 || n > LB_REQID_MAX))
+	if (parse_reqid_ok(buf, n) && (n == 0 || n > PARSE_REQID_MAX))
 		abort();
 	if ((v = parse_cookie(buf, n, "lb", &vlen)) != NULL &&
 	    (v < buf || vlen > n || v + vlen > buf + n))

@@ -1,0 +1,30 @@
+/*
+ * Small helpers for the Prometheus text format (version 0.0.4), so that every program writes
+ * its metrics the same way: a family header, one sample, a histogram.
+ */
+#ifndef PROM_H
+#define PROM_H
+
+#include <stddef.h>
+
+#include <event2/buffer.h>
+
+/* "# HELP name help" and "# TYPE name type" (type: "counter", "gauge", "histogram"). */
+void prom_family(struct evbuffer *out, const char *name, const char *type, const char *help);
+/* One sample "name{labels} value"; labels is the text between the braces, or NULL. */
+void prom_sample(struct evbuffer *out, const char *name, const char *labels,
+    unsigned long long value);
+/* A counter family with a single sample without labels. */
+void prom_counter(struct evbuffer *out, const char *name, const char *help,
+    unsigned long long value);
+/* A gauge family with a single sample without labels. */
+void prom_gauge(struct evbuffer *out, const char *name, const char *help, long long value);
+/*
+ * The samples of one histogram series: counts[0..n] per bucket (not cumulative; counts[n] is
+ * above the last bound), bounds[0..n) in seconds, sum in seconds. labels may be NULL; the family
+ * header is the caller's (prom_family), so that several series can share it.
+ */
+void prom_histogram(struct evbuffer *out, const char *name, const char *labels,
+    const double *bounds, const unsigned long long *counts, size_t n, double sum);
+
+#endif
