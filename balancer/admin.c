@@ -165,10 +165,8 @@ admin_start(struct event_base *base, const char *addr)
 	http_config_init(&admin_cfg);
 	admin_cfg.id = "balancer";
 	admin_cfg.quiet = 1;
-	if ((fd = sock_listen(host, port)) == -1) {
-		log_warn("--admin: cannot listen on %s", addr);
-		return -1;
-	}
+	if ((fd = sock_listen(host, port)) == -1)
+		fatal("--admin: cannot listen on %s", addr);
 	if ((admin_http = http_embed(base, fd, &admin_cfg, &admin_app)) == NULL) {
 		log_warnx("--admin %s: cannot serve", addr);
 		return -1;

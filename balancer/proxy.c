@@ -1357,7 +1357,8 @@ proxy_listen(const char *addr)
 		log_warnx("%s: not HOST:PORT", addr);
 		return -1;
 	}
+	/* Only at start-up: a port we cannot have is fatal, and the line says so. */
 	if ((fd = sock_listen(host, port)) == -1)
-		log_warn("cannot listen on %s", addr);
+		fatal("cannot listen on %s", addr);
 	return fd;
 }

@@ -111,10 +111,8 @@ http_serve(const struct http_config *cfg, const struct http_app *app)
 	if (users_mixed_costs(srv.hs_users, cfg->users_path, err, sizeof(err)))
 		log_warnx("%s", err);
 	/* One socket for all threads: a second process on this address fails here. */
-	if ((lfd = sock_listen(cfg->host, cfg->port)) == -1) {
-		log_warn("cannot listen on %s:%u", cfg->host, cfg->port);
-		goto done;
-	}
+	if ((lfd = sock_listen(cfg->host, cfg->port)) == -1)
+		fatal("cannot listen on %s:%u", cfg->host, cfg->port);
 	/* Only this thread takes the stop signals; the loop and worker threads
 	 * inherit the mask (a worker that did not would die of a SIGTERM sent before sigwait). */
 	sigemptyset(&stopset);

@@ -14,32 +14,27 @@
 #include "jwtsrv.h"
 
 #define AUTH_MAX_JTI	128
+#define AUTH_MAX_SUB	256	/* the longest username (users.c) */
 
-/* How each rejection is answered. Every one is a 401 with error="invalid_token" in
- * WWW-Authenticate; the body's code is finer for the two a client can act on. */
-static const struct {
-	int		 status;
-	const char	*code;
-} auth_reasons[JWT_NREASONS] = {
-	[JWT_TOO_LARGE] = { 401, "invalid_token" },
-	[JWT_MALFORMED] = { 401, "invalid_token" },
-	[JWT_UNSUPPORTED_HEADER] = { 401, "invalid_token" },
-	[JWT_ALG_NOT_ALLOWED] = { 401, "invalid_token" },
-	[JWT_UNKNOWN_KEY] = { 401, "invalid_token" },
-	[JWT_BAD_SIGNATURE] = { 401, "invalid_token" },
-	[JWT_BAD_CLAIMS] = { 401, "invalid_token" },
-	[JWT_EXPIRED] = { 401, "token_expired" },
-	[JWT_NOT_YET_VALID] = { 401, "invalid_token" },
-	[JWT_WRONG_ISSUER] = { 401, "invalid_token" },
-	[JWT_WRONG_AUDIENCE] = { 401, "invalid_token" },
-	[JWT_REVOKED] = { 401, "token_revoked" },
+/* The body's error code for each rejection. Every one is a 401 with error="invalid_token" in
+ * WWW-Authenticate; the code is finer for the two a client can act on. */
+static const char *const auth_codes[JWT_NREASONS] = {
+	[JWT_TOO_LARGE] = "invalid_token",
+	[JWT_MALFORMED] = "invalid_token",
+	[JWT_UNSUPPORTED_HEADER] = "invalid_token",
+	[JWT_ALG_NOT_ALLOWED] = "invalid_token",
+	[JWT_UNKNOWN_KEY] = "invalid_token",
+	[JWT_BAD_SIGNATURE] = "invalid_token",
+	[JWT_BAD_CLAIMS] = "invalid_token",
+	[JWT_EXPIRED] = "token_expired",
+	[JWT_NOT_YET_VALID] = "invalid_token",
+	[JWT_WRONG_ISSUER] = "invalid_token",
+	[JWT_WRONG_AUDIENCE] = "invalid_token",
+	[JWT_REVOKED] = "token_revoked",
 };
 
 /* A request whose token is being looked up in the deny-list. */
-enum auth_state { AUTH_CHECKING_DENYLIST };
-
 struct auth_req {
-	enum auth_state	 ar_state;
 	struct http_req	*ar_req;
 	json_t		*ar_claims;
 	auth_next_fn	 ar_next;
@@ -64,7 +59,7 @@ auth_reply_reason(struct http_req *r, enum jwt_reason why)
 	    "error_description=\"%s\"", JWTSRV_REALM, jwt_reason_text(why));
 	http_add_header(r, "WWW-Authenticate", hdr);
 	http_auth_failure(r, jwt_reason_code(why));
-	http_reply_error(r, auth_reasons[why].status, auth_reasons[why].code, jwt_reason_text(why));
+	http_reply_error(r, 401, auth_codes[why], jwt_reason_text(why));
 }
 
 static void
@@ -97,6 +92,42 @@ auth_denylist_done(void *arg, enum revoke_result res)
 }
 
 
+/* A claim that is a string of 1..max bytes, or NULL. Borrowed from claims. */
+static const char *
+auth_claim_string(json_t *claims, const char *name, size_t max)
+{
+	json_t *v = json_object_get(claims, name);
+
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
+		return NULL;
+	return json_string_value(v);
+}
+
+/*
+ * Takes what the deny-list is asked about from verified claims. Revocation works by jti, user
+ * generation and, for tokens from a refresh family, fam: a token without the first two could
+ * never be revoked, so it is refused. Returns 0, or -1 (the strings are borrowed from claims).
+ */
+static int
+auth_revoke_ids(json_t *claims, struct revoke_ids *ids)
+{
+	json_t *gen = json_object_get(claims, "gen");
+
+	ids->ri_jti = auth_claim_string(claims, "jti", AUTH_MAX_JTI);
+	ids->ri_sub = auth_claim_string(claims, "sub", AUTH_MAX_SUB);
+	ids->ri_fam = NULL;
+	if (ids->ri_jti == NULL || ids->ri_sub == NULL || !json_is_integer(gen) ||
+	    json_integer_value(gen) < 0)
+		return -1;
+	ids->ri_gen = json_integer_value(gen);
+	ids->ri_iat = (long long)json_number_value(json_object_get(claims, "iat"));
+	if (json_object_get(claims, "fam") != NULL &&
+	    ((ids->ri_fam = auth_claim_string(claims, "fam", JWTSRV_FAM_LEN)) == NULL ||
+	    strlen(ids->ri_fam) != JWTSRV_FAM_LEN))
+		return -1;
+	return 0;
+}
+
 /* Whether an Authorization value uses the Bearer scheme (case-insensitive), well-formed or not. */
 static int
 auth_is_bearer(const char *hdr)
@@ -112,7 +143,8 @@ auth_request(struct http_req *r, auth_next_fn next)
 	const char *hdr, *tok;
 	struct auth_req *ar;
 	enum jwt_reason why;
-	json_t *claims = NULL, *jti;
+	struct revoke_ids ids;
+	json_t *claims = NULL;
 	size_t len;
 	int n;
 
@@ -143,10 +175,7 @@ auth_request(struct http_req *r, auth_next_fn next)
 		next(r, claims);
 		return;
 	}
-	/* Revocation works by jti: a token without one could never be revoked. */
-	jti = json_object_get(claims, "jti");
-	if (!json_is_string(jti) || json_string_length(jti) == 0 ||
-	    json_string_length(jti) > AUTH_MAX_JTI) {
+	if (auth_revoke_ids(claims, &ids) == -1) {
 		json_decref(claims);
 		auth_reply_reason(r, JWT_BAD_CLAIMS);
 		return;
@@ -156,13 +185,10 @@ auth_request(struct http_req *r, auth_next_fn next)
 		http_reply_error(r, 503, "busy", "The server is out of memory; try again.");
 		return;
 	}
-	ar->ar_state = AUTH_CHECKING_DENYLIST;
 	ar->ar_req = r;
 	ar->ar_claims = claims;
 	ar->ar_next = next;
-	if (revoke_check(r->thr, json_string_value(jti),
-	    (long long)json_number_value(json_object_get(claims, "iat")), auth_denylist_done,
-	    ar) == -1) {
+	if (revoke_check(r->thr, &ids, auth_denylist_done, ar) == -1) {
 		json_decref(claims);
 		free(ar);
 		auth_reply_unavailable(r);

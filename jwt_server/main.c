@@ -38,14 +38,17 @@ static const char usage[] =
     "  --leeway SECONDS        clock skew allowed on exp, nbf and iat (default 30)\n"
     "  --revocation redis://[USER@]HOST:PORT[/DB]\n"
     "              |redis-sentinel://HOST:PORT[,HOST:PORT...][/DB]#MASTER\n"
-    "                          deny-list for POST /logout, checked on every request\n"
+    "                          deny-list for POST /logout and /logout/all, checked on\n"
+    "                          every request\n"
+    "  --refresh-ttl SECONDS   issue rotating refresh tokens (POST /refresh) that live this\n"
+    "                          long unused; needs --revocation\n"
     "  --redis-password-file FILE\n"
     "                          Redis password (else $REDISCLI_AUTH; never in the URL)\n"
     "  --redis-timeout MS      Redis connect and command timeout (default 1000)\n";
 
 enum {
 	OPT_SECRET = 1, OPT_KEY, OPT_VERIFY_KEY, OPT_ISSUER, OPT_AUDIENCE, OPT_TTL, OPT_LEEWAY,
-	OPT_REVOCATION, OPT_REDIS_TIMEOUT, OPT_REDIS_PASSWORD
+	OPT_REVOCATION, OPT_REDIS_TIMEOUT, OPT_REDIS_PASSWORD, OPT_REFRESH_TTL
 };
 
 static const struct option longopts[] = {
@@ -60,6 +63,7 @@ static const struct option longopts[] = {
 	{ "revocation", required_argument, NULL, OPT_REVOCATION },
 	{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
 	{ "redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD },
+	{ "refresh-ttl", required_argument, NULL, OPT_REFRESH_TTL },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -67,29 +71,40 @@ struct jwtsrv jwtsrv;
 
 /* ---- POST /login ---- */
 
-/* Makes the claims of a new token for user. Returns a new reference, or NULL. */
+/* Makes the claims of a new token for user: gen when >= 0, fam when not NULL. Returns a new
+ * reference, or NULL. */
 static json_t *
-jwtsrv_claims(const struct user *u, time_t now)
+jwtsrv_claims(const struct user *u, time_t now, long long gen, const char *fam)
 {
 	unsigned char rnd[JTI_BYTES];
 	char jti[32];
+	json_t *c;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return NULL;
 	base64_encode(BASE64_URL, rnd, sizeof(rnd), jti);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "sub", u->username,
+	c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "sub", u->username,
 	    "name", u->name ? u->name : "", "role", u->role ? u->role : "", "iss", jwtsrv.js_issuer,
 	    "aud", jwtsrv.js_audience, "iat", (json_int_t)now,
 	    "exp", (json_int_t)(now + jwtsrv.js_ttl), "jti", jti);
+	if (c != NULL && gen >= 0 && json_object_set_new(c, "gen", json_integer(gen)) == -1)
+		goto fail;
+	if (c != NULL && fam != NULL && json_object_set_new(c, "fam", json_string(fam)) == -1)
+		goto fail;
+	return c;
+ fail:
+	json_decref(c);
+	return NULL;
 }
 
-static void
-jwtsrv_login_ok(struct http_req *r, const struct user *u)
+void
+jwtsrv_issue(struct http_req *r, const struct user *u, long long gen, const char *fam,
+    const char *refresh)
 {
-	json_t *claims;
+	json_t *claims, *body;
 	char *tok;
 
-	if ((claims = jwtsrv_claims(u, time(NULL))) == NULL ||
+	if ((claims = jwtsrv_claims(u, time(NULL), gen, fam)) == NULL ||
 	    (tok = jwt_sign(jwtsrv.js_signer, claims)) == NULL) {
 		json_decref(claims);
 		log_warnx("%s: cannot sign a token", __func__);
@@ -98,10 +113,25 @@ jwtsrv_login_ok(struct http_req *r, const struct user *u)
 	}
 	json_decref(claims);
 	http_set_auth_cookie(r, JWTSRV_COOKIE, tok, jwtsrv.js_ttl);
-	http_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", tok,
+	body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", tok,
 	    "token_type", "Bearer", "expires_in", (json_int_t)jwtsrv.js_ttl,
-	    "username", u->username, "served_by", http_cfg(r->thr->srv)->id));
+	    "username", u->username, "served_by", http_cfg(r->thr->srv)->id);
+	if (body != NULL && refresh != NULL) {
+		refresh_set_cookie(r, refresh);
+		json_object_set_new(body, "refresh_token", json_string(refresh));
+		json_object_set_new(body, "refresh_expires_in", json_integer(jwtsrv.js_refresh_ttl));
+	}
+	http_reply_json(r, 200, body);
 	free(tok);
+}
+
+static void
+jwtsrv_login_ok(struct http_req *r, const struct user *u)
+{
+	if (jwtsrv.js_revocation)
+		refresh_login(r, u);
+	else
+		jwtsrv_issue(r, u, -1, NULL, NULL);
 }
 
 static void
@@ -162,6 +192,8 @@ jwtsrv_logout_reply(struct http_req *r, int revoked, time_t exp)
 	struct tm tm;
 
 	http_set_auth_cookie(r, JWTSRV_COOKIE, NULL, 0);
+	if (jwtsrv.js_refresh_ttl > 0)
+		refresh_set_cookie(r, NULL);
 	if (revoked) {
 		http_reply_json(r, 200, json_pack("{s:s, s:b, s:s}", "status", "logged_out",
 		    "revoked", 1, "message", "The token is on the deny-list: it no longer works "
@@ -197,7 +229,9 @@ jwtsrv_logout_ok(struct http_req *r, json_t *claims)
 {
 	time_t exp = (time_t)json_number_value(json_object_get(claims, "exp"));
 	const char *jti = json_string_value(json_object_get(claims, "jti"));
+	const char *fam = json_string_value(json_object_get(claims, "fam"));
 	struct logout_state *lo;
+	int rv;
 	long left;
 
 	if (!jwtsrv.js_revocation) {
@@ -214,7 +248,12 @@ jwtsrv_logout_ok(struct http_req *r, json_t *claims)
 	}
 	lo->lo_req = r;
 	lo->lo_exp = exp;
-	if (revoke_add(r->thr, jti, left, jwtsrv_logout_stored, lo) == -1)
+	/* With refresh tokens, the family goes too: its refresh token must not mint new ones. */
+	if (fam != NULL)
+		rv = refresh_logout(r->thr, jti, left, fam, jwtsrv_logout_stored, lo);
+	else
+		rv = revoke_add(r->thr, jti, left, jwtsrv_logout_stored, lo);
+	if (rv == -1)
 		jwtsrv_logout_stored(lo, REVOKE_UNAVAILABLE);
 done:
 	json_decref(claims);
@@ -224,6 +263,27 @@ static void
 jwtsrv_logout(struct http_req *r)
 {
 	auth_request(r, jwtsrv_logout_ok);
+}
+
+/* ---- POST /logout/all ---- */
+
+static void
+jwtsrv_logout_all_stateless(struct http_req *r, json_t *claims)
+{
+	json_decref(claims);
+	http_set_auth_cookie(r, JWTSRV_COOKIE, NULL, 0);
+	http_reply_json(r, 200, json_pack("{s:s, s:b, s:s}", "status", "not_revoked",
+	    "revoked", 0, "message", "Only this browser's cookie is cleared: without a revocation "
+	    "store (--revocation) no server can refuse your other tokens before they expire."));
+}
+
+static void
+jwtsrv_logout_all(struct http_req *r)
+{
+	if (jwtsrv.js_revocation)
+		refresh_logout_all(r);
+	else
+		auth_request(r, jwtsrv_logout_all_stateless);
 }
 
 /* ---- GET /.well-known/jwks.json ---- */
@@ -239,6 +299,8 @@ static const struct http_route routes[] = {
 	{ "/login", HTTP_POST, jwtsrv_login, 1 },
 	{ "/profile", HTTP_GET, jwtsrv_profile, 1 },
 	{ "/logout", HTTP_POST, jwtsrv_logout, 1 },
+	{ "/logout/all", HTTP_POST, jwtsrv_logout_all, 1 },
+	{ "/refresh", HTTP_POST, refresh_route, 1 },
 	{ "/.well-known/jwks.json", HTTP_GET, jwtsrv_jwks, 0 },
 	{ NULL, 0, NULL, 0 }
 };
@@ -348,6 +410,9 @@ main(int argc, char *argv[])
 		case OPT_REDIS_PASSWORD:
 			redis_password = optarg;
 			break;
+		case OPT_REFRESH_TTL:
+			jwtsrv.js_refresh_ttl = cli_num("--refresh-ttl", optarg, 1, 365L * 86400);
+			break;
 		case OPT_REDIS_TIMEOUT:
 			jwtsrv.js_redis.connect_timeout_ms = jwtsrv.js_redis.command_timeout_ms =
 			    (int)cli_num("--redis-timeout", optarg, 10, 60000);
@@ -367,6 +432,8 @@ main(int argc, char *argv[])
 		rconn_config_cli(&jwtsrv.js_redis, "--revocation", revocation, redis_password);
 		jwtsrv.js_revocation = 1;
 	}
+	if (jwtsrv.js_refresh_ttl > 0 && !jwtsrv.js_revocation)
+		cli_bad("--refresh-ttl needs --revocation: refresh families live in Redis");
 	log_init("jwt_server", cfg.debug);
 	if ((jwtsrv.js_verifier = jwt_verifier_new()) == NULL ||
 	    jwt_verifier_set_issuer(jwtsrv.js_verifier, jwtsrv.js_issuer) == -1 ||

@@ -1,6 +1,7 @@
 /*
  * The deny-list of revoked tokens in Redis: "deny:<jti>" exists until the token would have
- * expired anyway, so the list never outgrows the tokens still alive. One connection per
+ * expired anyway, so the list never outgrows the tokens still alive. The same look-up asks about
+ * the token's user generation and refresh family (see jwtsrv.h for the keys). One connection per
  * event-loop thread (common/rconn.c gives timeouts and reconnection). Every answer that is not
  * a clear "no" (timeout, disconnect, error reply) is REVOKE_UNAVAILABLE: a verifier that cannot
  * ask must not say "valid".
@@ -9,7 +10,7 @@
  * replica that missed the last writes, a FLUSHALL) would bring revoked tokens back to life. So
  * it fails closed: the marker "denylist:since" holds the second from which the list is complete.
  * Every (re)connection writes it unless it exists (SET NX), and every check reads it with the
- * jti (one MGET): a token issued before it is refused as revoked, and a missing marker refuses
+ * deny-list entries (one MGET): a token issued before it is refused as revoked, and a missing marker refuses
  * the token and writes a new one. Tokens issued after the loss keep working.
  */
 #include <stdio.h>
@@ -73,26 +74,28 @@ revoke_thread_fini(struct http_thread *t)
 	t->data = NULL;
 }
 
-/* The reply to MGET deny:<jti> denylist:since. */
+/* The reply to MGET denylist:since deny:<jti> gdeny:<sub>:<gen> [fdeny:<fam>]. */
 static void
 revoke_check_done(struct rconn *rc, redisReply *reply, void *arg)
 {
 	struct revoke_op *op = arg;
 	enum revoke_result res = REVOKE_UNAVAILABLE;
-	redisReply *denied, *since;
+	redisReply *since;
+	size_t i;
 
-	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
-		denied = reply->element[0];
-		since = reply->element[1];
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
+		since = reply->element[0];
 		if (since->type != REDIS_REPLY_STRING) {
 			log_warnx("deny-list: %s is gone: refusing tokens issued before now",
 			    REVOKE_MARKER);
 			revoke_marker(rc, NULL);
 			res = REVOKE_YES;
-		} else if (denied->type != REDIS_REPLY_NIL || op->ro_iat < atoll(since->str))
-			res = REVOKE_YES;
-		else
-			res = REVOKE_NO;
+		} else {
+			res = op->ro_iat < atoll(since->str) ? REVOKE_YES : REVOKE_NO;
+			for (i = 1; i < reply->elements; i++)
+				if (reply->element[i]->type != REDIS_REPLY_NIL)
+					res = REVOKE_YES;
+		}
 	}
 	op->ro_cb(op->ro_arg, res);
 	free(op);
@@ -124,15 +127,25 @@ revoke_op_new(revoke_cb cb, void *arg)
 }
 
 int
-revoke_check(struct http_thread *t, const char *jti, long long iat, revoke_cb cb, void *arg)
+revoke_check(struct http_thread *t, const struct revoke_ids *ids, revoke_cb cb, void *arg)
 {
+	char jti[160], gen[320], fam[64];
+	const char *argv[5] = { "MGET", REVOKE_MARKER, jti, gen, fam };
+	size_t argvlen[5] = { 4, sizeof(REVOKE_MARKER) - 1 };
 	struct revoke_op *op;
+	int argc = 4;
 
+	argvlen[2] = (size_t)snprintf(jti, sizeof(jti), "deny:%s", ids->ri_jti);
+	argvlen[3] = (size_t)snprintf(gen, sizeof(gen), "gdeny:%s:%lld", ids->ri_sub, ids->ri_gen);
+	if (ids->ri_fam != NULL)
+		argvlen[argc++] = (size_t)snprintf(fam, sizeof(fam), "fdeny:%s", ids->ri_fam);
+	if (argvlen[2] >= sizeof(jti) || argvlen[3] >= sizeof(gen) ||
+	    (argc == 5 && argvlen[4] >= sizeof(fam)))
+		return -1;
 	if (t->data == NULL || (op = revoke_op_new(cb, arg)) == NULL)
 		return -1;
-	op->ro_iat = iat;
-	if (rconn_command(t->data, revoke_check_done, op, "MGET deny:%s " REVOKE_MARKER,
-	    jti) == -1) {
+	op->ro_iat = ids->ri_iat;
+	if (rconn_command_argv(t->data, revoke_check_done, op, argc, argv, argvlen) == -1) {
 		free(op);
 		return -1;
 	}

@@ -14,7 +14,7 @@
 #define CONFIG_MAX_LINE		1024
 
 static const char config_usage[] =
-"usage: loadgen --url URL --flow session|jwt|none [--credentials FILE] [options]\n"
+"usage: loadgen --url URL --flow session|jwt|refresh|none [--credentials FILE] [options]\n"
 "\n"
 "Each virtual user logs in once (POST /login), keeps its cookies or its Bearer token,\n"
 "then asks for /profile over keep-alive connections. Unlike a browser, it ignores the\n"
@@ -23,7 +23,8 @@ static const char config_usage[] =
 "each request's own outcome instead.\n"
 "\n"
 "  --url URL              http://HOST:PORT[/PREFIX] or https://...\n"
-"  --flow FLOW            session (cookies), jwt (Bearer token), none (no login)\n"
+"  --flow FLOW            session (cookies), jwt (Bearer token), refresh (jwt, and\n"
+"                         POST /refresh at 3/4 of the token's expires_in), none (no login)\n"
 "  --credentials FILE     username:password lines; VU k uses line k modulo their number\n"
 "  --users N              virtual users (default: the concurrency)\n"
 "  --concurrency C        connections, C >= N; VU k owns connections k, k+N, ... (default 10)\n"
@@ -169,10 +170,13 @@ config_parse(struct lg_config *cfg, int argc, char *argv[])
 				cfg->flow = FLOW_SESSION;
 			else if (strcmp(optarg, "jwt") == 0)
 				cfg->flow = FLOW_JWT;
+			else if (strcmp(optarg, "refresh") == 0)
+				cfg->flow = FLOW_REFRESH;
 			else if (strcmp(optarg, "none") == 0)
 				cfg->flow = FLOW_NONE;
 			else
-				cli_bad("--flow wants session, jwt or none, not '%s'", optarg);
+				cli_bad("--flow wants session, jwt, refresh or none, not '%s'",
+				    optarg);
 			break;
 		case OPT_CREDS:
 			cfg->credentials = optarg;

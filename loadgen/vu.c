@@ -3,7 +3,10 @@
  * the users; each user logs in once on one of its connections (the others wait for it), keeps
  * its cookies and token, then asks for the profile over keep-alive connections, closed loop
  * (the next request as soon as the answer is in) or open loop (at a fixed pace, with latency
- * counted from the intended send time as wrk2 does). A periodic tick ends the run and expires
+ * counted from the intended send time as wrk2 does). With --flow refresh a user also trades its
+ * refresh token for a new pair (POST /refresh) once 3/4 of its access token's life has passed,
+ * on whichever of its connections comes next, counted as one of its requests; the others carry
+ * on with the old token meanwhile, as a browser's tabs would. A periodic tick ends the run and expires
  * connects and responses that take longer than --timeout, so there is no timer per request.
  */
 #include "loadgen.h"
@@ -51,6 +54,9 @@ struct vu {
 	size_t		 v_nconns;
 	struct conn	*v_login_conn;
 	int		 v_login_failures;	/* in a row */
+	char		*v_refresh;		/* --flow refresh: the refresh token */
+	uint64_t	 v_refresh_at_us;	/* when to use it; 0: no refresh token */
+	int		 v_refreshing;		/* one connection is sending it */
 };
 
 enum conn_state {
@@ -67,6 +73,7 @@ struct conn {
 	struct vu	*c_vu;
 	enum conn_state	 c_state;
 	int		 c_login;	/* the request in flight is the login */
+	int		 c_refresh;	/* the request in flight is POST /refresh */
 	int		 c_claimed;	/* holds one request of the --requests budget */
 	struct bufferevent *c_bev;
 	struct event	*c_timer;
@@ -156,28 +163,57 @@ done:
 	return rc;
 }
 
-/* Takes the access token out of a JSON login answer. Returns a malloc'd string the caller
- * owns, or NULL when absent or not safe to put in a header. */
+/* A copy of a string that is safe to put in a header (malloc'd, the caller's), or NULL. */
 static char *
-vu_token(struct evbuffer *body)
+vu_header_safe(const char *t)
 {
-	size_t len = evbuffer_get_length(body), i;
+	size_t i;
+
+	if (t == NULL || strlen(t) == 0 || strlen(t) > VU_MAX_TOKEN)
+		return NULL;
+	for (i = 0; t[i] > 0x20 && t[i] < 0x7f && t[i] != '"' && t[i] != '\\'; i++)
+		;
+	return t[i] == '\0' ? strdup(t) : NULL;
+}
+
+/*
+ * Takes the access token (and with --flow refresh the refresh token and when to use it) out of
+ * a JSON login or refresh answer into the user, replacing what it held. Returns 0, or -1 when
+ * one is missing or unusable (the user is then unchanged).
+ */
+static int
+vu_tokens(struct vu *vu, struct evbuffer *body, uint64_t now)
+{
+	size_t len = evbuffer_get_length(body);
+	char *tok = NULL, *rt = NULL;
+	json_int_t exp = 0;
 	json_t *o;
-	const char *t;
-	char *tok = NULL;
+	int rc = -1;
 
 	o = json_loadb((const char *)evbuffer_pullup(body, (ssize_t)len), len, 0, NULL);
-	if (o == NULL)
-		return NULL;
-	t = json_string_value(json_object_get(o, "access_token"));
-	if (t != NULL && strlen(t) > 0 && strlen(t) <= VU_MAX_TOKEN) {
-		for (i = 0; t[i] > 0x20 && t[i] < 0x7f; i++)
-			;
-		if (t[i] == '\0')
-			tok = strdup(t);
+	if (o == NULL || (tok = vu_header_safe(json_string_value(json_object_get(o,
+	    "access_token")))) == NULL)
+		goto done;
+	if (vu->v_w->w_run->cfg->flow == FLOW_REFRESH) {
+		exp = json_integer_value(json_object_get(o, "expires_in"));
+		if ((rt = vu_header_safe(json_string_value(json_object_get(o,
+		    "refresh_token")))) == NULL || exp <= 0)
+			goto done;
+		free(vu->v_refresh);
+		vu->v_refresh = rt;
+		vu->v_refresh_at_us = now + (uint64_t)exp * 750000u;
+		rt = NULL;
 	}
+	free(vu->v_token);
+	vu->v_token = tok;
+	tok = NULL;
+	vu->v_dirty = 1;
+	rc = 0;
+done:
+	free(tok);
+	free(rt);
 	json_decref(o);
-	return tok;
+	return rc;
 }
 
 static void
@@ -288,6 +324,10 @@ conn_drop(struct conn *c, enum lg_err err, const char *why)
 	st->st_errors[err]++;
 	vu_warn(err, why);
 	c->c_login = 0;
+	if (c->c_refresh) {
+		c->c_refresh = 0;
+		vu->v_refreshing = 0;	/* the token is still there: the next request retries */
+	}
 	if (vu->v_state == VU_LOGGING_IN && vu->v_login_conn == c) {
 		vu->v_login_conn = NULL;
 		if (vu_login_failed(vu, 0) == VU_FAILED)
@@ -337,9 +377,7 @@ conn_login_done(struct conn *c, uint64_t now)
 
 	c->c_login = 0;
 	vu->v_login_conn = NULL;
-	if (status == 200 && cfg->flow == FLOW_JWT && vu->v_token == NULL)
-		vu->v_token = vu_token(c->c_body);
-	if (status == 200 && (cfg->flow != FLOW_JWT || vu->v_token != NULL) &&
+	if (status == 200 && (cfg->flow == FLOW_SESSION || vu_tokens(vu, c->c_body, now) == 0) &&
 	    vu_build(vu) == 0) {
 		w->w_stats.st_logins_ok++;
 		vu->v_state = VU_LOGGED_IN;
@@ -355,6 +393,29 @@ conn_login_done(struct conn *c, uint64_t now)
 	vu_login_warn(c, status);
 	if (vu_login_failed(vu, status) == VU_LOGGED_OUT)
 		conn_wait(c, VU_BACKOFF_US);
+}
+
+/*
+ * The refresh answer is in (already recorded as a request). A new pair replaces the old one; a
+ * refusal (reused, revoked, expired) sends the user back to the login; anything else (503) is
+ * retried with the next request.
+ */
+static void
+conn_refresh_done(struct conn *c, uint64_t now)
+{
+	struct vu *vu = c->c_vu;
+	int status = c->c_resp.r_status;
+
+	c->c_refresh = 0;
+	vu->v_refreshing = 0;
+	if (status == 200 && vu_tokens(vu, c->c_body, now) == 0)
+		return;
+	if (status == 200)
+		vu_warn(ERR_PROTOCOL, "refresh answer without a usable token pair");
+	if (status == 401 && vu->v_state == VU_LOGGED_IN) {
+		vu->v_state = VU_LOGGED_OUT;
+		vu->v_refresh_at_us = 0;
+	}
 }
 
 /* A complete response is in. */
@@ -374,6 +435,8 @@ conn_done(struct conn *c)
 		return;
 	}
 	conn_record(c, now);
+	if (c->c_refresh)
+		conn_refresh_done(c, now);
 	conn_next(c);
 }
 
@@ -490,6 +553,29 @@ fail:
 	conn_drop(c, ERR_CONNECT, "cannot start a connection");
 }
 
+/* Queues POST /refresh with the user's refresh token; the answer goes to c_body. */
+static void
+conn_send_refresh(struct conn *c)
+{
+	const struct lg_config *cfg = c->c_w->w_run->cfg;
+	struct vu *vu = c->c_vu;
+	uint64_t now = lg_now_us();
+
+	c->c_refresh = 1;
+	vu->v_refreshing = 1;
+	evbuffer_drain(c->c_body, evbuffer_get_length(c->c_body));
+	resp_reset(&c->c_resp, NULL, c->c_body);
+	if (evbuffer_add_printf(bufferevent_get_output(c->c_bev), "POST %s/refresh HTTP/1.1\r\n"
+	    "Host: %s\r\nUser-Agent: loadgen/%s\r\nAccept: application/json\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n"
+	    "{\"refresh_token\":\"%s\"}", cfg->url.u_base, cfg->url.u_authority, AUTH_VERSION,
+	    strlen(vu->v_refresh) + 20, vu->v_refresh) < 0)
+		fatalx("out of memory building a refresh request");
+	c->c_sent_us = now;
+	c->c_deadline_us = now + (uint64_t)(cfg->timeout * 1e6);
+	c->c_state = CONN_BUSY;
+}
+
 static void
 conn_send(struct conn *c, int login)
 {
@@ -502,7 +588,9 @@ conn_send(struct conn *c, int login)
 	c->c_login = login;
 	if (login) {
 		evbuffer_drain(c->c_body, evbuffer_get_length(c->c_body));
-		resp_reset(&c->c_resp, &vu->v_jar, c->c_body);
+		/* A refresh-flow user is an API client: it holds its tokens, not cookies. */
+		resp_reset(&c->c_resp, c->c_w->w_run->cfg->flow == FLOW_REFRESH ? NULL : &vu->v_jar,
+		    c->c_body);
 		if (vu_login_request(vu, out) == -1)
 			fatalx("out of memory building a login request");
 	} else {
@@ -580,6 +668,10 @@ conn_next(struct conn *c)
 		conn_connect(c);
 		return;
 	}
+	if (vu->v_refresh_at_us != 0 && !vu->v_refreshing && lg_now_us() >= vu->v_refresh_at_us) {
+		conn_send_refresh(c);
+		return;
+	}
 	if (vu->v_dirty && vu_build(vu) == -1)
 		fatalx("out of memory building a request");
 	conn_send(c, 0);
@@ -593,6 +685,7 @@ vu_tick(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 	size_t i;
 
+	stats_sample(&w->w_stats, now - w->w_run->start_us);
 	if (now >= w->w_run->end_us || atomic_load(&w->w_run->stop)) {
 		w->w_stopping = 1;
 		event_base_loopbreak(w->w_base);
@@ -697,6 +790,7 @@ vu_worker_free(struct worker *w)
 	for (i = 0; i < w->w_nvus; i++) {
 		jar_free(&w->w_vus[i].v_jar);
 		free(w->w_vus[i].v_token);
+		free(w->w_vus[i].v_refresh);
 		free(w->w_vus[i].v_req);
 		free(w->w_vus[i].v_conns);
 	}

@@ -16,6 +16,7 @@ set -eu
 # shellcheck disable=SC2034 # read by lib.sh
 LIB_PROG=bench_balancer.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/proxyconf.sh"
 TLS=0
 case ${1:-} in
 -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -56,74 +57,36 @@ trap cleanup EXIT INT TERM
 
 port() { lib_free_ports 1; }
 wait_port() { lib_wait_port "$1" "" "" 10 || { echo "bench_balancer: nothing listens on port $1" >&2; exit 1; }; }
-nginx_conf() {	# name, body of the http block
-	mkdir -p "$T/$1"
-	cat > "$T/$1/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $T/$1/nginx.pid;
-error_log $T/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $T/$1;
-	proxy_temp_path $T/$1;
-	fastcgi_temp_path $T/$1;
-	uwsgi_temp_path $T/$1;
-	scgi_temp_path $T/$1;
-	keepalive_requests 1000000;
-	$2
-}
-CONF
-}
-
 B1=$(port); B2=$(port); B3=$(port)
 for b in $B1 $B2 $B3; do
-	nginx_conf "backend$b" "server { listen 127.0.0.1:$b; location / { return 200 \"ok\\n\"; } }"
+	proxyconf_nginx_main "$T/backend$b" "$T/backend$b/error.log" \
+		"server { listen 127.0.0.1:$b; access_log off; location / { return 200 \"ok\\n\"; } }"
 	$SRV nginx -p "$T/backend$b" -c "$T/backend$b/nginx.conf" 2>"$T/backend$b.err" &
 	PIDS="$PIDS $!"
 done
 for b in $B1 $B2 $B3; do wait_port $b; done
 
 # The same certificate (P-256) and the same protocol floor for every TLS terminator.
-HBIND=""; NLISTEN=""; LBLISTEN="--listen"; LBTLS=""
+HTLS=""; NTLS=""; LBLISTEN="--listen"; LBTLS=""
 if [ $TLS = 1 ]; then
 	"$SCRIPTS/mkcert.sh" "$T/certs" >/dev/null
 	cat "$T/certs/cert.pem" "$T/certs/key.pem" > "$T/certs/haproxy.pem"
-	HBIND="ssl crt $T/certs/haproxy.pem ssl-min-ver TLSv1.2"
-	NLISTEN="ssl; ssl_certificate $T/certs/cert.pem; ssl_certificate_key $T/certs/key.pem;
-		ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:1m"
+	HTLS="--tls $T/certs/haproxy.pem"
+	NTLS="--tls $T/certs/cert.pem $T/certs/key.pem"
 	LBLISTEN="--tls-listen"
 	LBTLS="--cert $T/certs/cert.pem --key $T/certs/key.pem"
 fi
 
 HP=$(port)
-cat > "$T/haproxy.cfg" <<CONF
-global
-	nbthread 1
-	maxconn 4000
-defaults
-	mode http
-	timeout connect 2s
-	timeout client 30s
-	timeout server 30s
-	http-reuse always
-frontend fe
-	bind 127.0.0.1:$HP $HBIND
-	default_backend be
-backend be
-	balance roundrobin
-	server s1 127.0.0.1:$B1
-	server s2 127.0.0.1:$B2
-	server s3 127.0.0.1:$B3
-CONF
+# shellcheck disable=SC2086 # HTLS and NTLS are lists of arguments
+proxyconf_haproxy "$T/haproxy.cfg" "127.0.0.1:$HP" "127.0.0.1:$B1 127.0.0.1:$B2 127.0.0.1:$B3" $HTLS
 $SRV haproxy -f "$T/haproxy.cfg" -db >"$T/haproxy.log" 2>&1 &
 HPID=$!
 PIDS="$PIDS $HPID"
 
 NP=$(port)
-nginx_conf proxy "upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; }
-	server { listen 127.0.0.1:$NP $NLISTEN; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+# shellcheck disable=SC2086
+proxyconf_nginx "$T/proxy" "127.0.0.1:$NP" "127.0.0.1:$B1 127.0.0.1:$B2 127.0.0.1:$B3" $NTLS
 $SRV nginx -p "$T/proxy" -c "$T/proxy/nginx.conf" 2>"$T/proxy.err" &
 NPID=$!
 PIDS="$PIDS $NPID"

@@ -4,13 +4,12 @@
 # Usage: scripts/deps.sh test|bench|hardening|web
 set -eu
 base="gcc libc6-dev make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
-openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
+openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light iproute2"
 case "${1:-test}" in
 -h | --help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-test) want="$base" ;;
 bench) want="$base wrk gnuplot-nox" ;;
 hardening) want="$base clang libclang-rt-14-dev valgrind" ;;
-web)	# nodejs from some archives ships npm itself; Debian's splits it out.
+test | web)	# make test runs the browser test too. nodejs from some archives ships npm itself.
 	want="$base chromium nodejs"
 	command -v npm >/dev/null 2>&1 || want="$want npm" ;;
 *) echo "deps.sh: unknown target '$1' (test, bench, hardening or web)" >&2; exit 2 ;;

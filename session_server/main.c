@@ -239,10 +239,58 @@ sess_logout(struct http_req *r)
 		store_delete(sess_conn(r), key, store_now(), sess_logout_done, r);
 }
 
+/* ---- POST /logout/all ---- */
+
+static void
+sess_logout_all_done(enum store_result res, long n, void *arg)
+{
+	struct http_req *r = arg;
+	char msg[320];
+
+	if (res != STORE_OK) {
+		sess_reply_failure(r, res);
+		return;
+	}
+	if (store_shared(sess_conn(r)))
+		snprintf(msg, sizeof(msg), "%ld session%s ended on every server.", n,
+		    n == 1 ? "" : "s");
+	else
+		snprintf(msg, sizeof(msg), "%ld session%s ended on this server (%s) only: with the "
+		    "memory store each server keeps its own sessions, and sessions on the other "
+		    "servers stay valid.", n, n == 1 ? "" : "s", http_cfg(r->thr->srv)->id);
+	sess_set_cookie(r, NULL);
+	http_reply_json(r, 200, json_pack("{s:s, s:s, s:I, s:s}", "status", "logged_out_everywhere",
+	    "scope", store_shared(sess_conn(r)) ? "cluster" : "this_server", "ended", (json_int_t)n,
+	    "message", msg));
+}
+
+/* Authenticated by the session (which also checks it has not ended), then every one of the
+ * user's sessions goes. */
+static void
+sess_logout_all_found(enum store_result res, const struct session *s, void *arg)
+{
+	struct http_req *r = arg;
+
+	if (res != STORE_OK)
+		sess_reply_failure(r, res);
+	else
+		store_delete_user(sess_conn(r), s->s_user, sess_logout_all_done, r);
+}
+
+static void
+sess_logout_all(struct http_req *r)
+{
+	char key[STORE_KEY_LEN + 1];
+
+	if (sess_key(r, key) == 0)
+		store_lookup(sess_conn(r), key, store_now(), sess_logout_all_found, r);
+}
+
 static const struct http_route routes[] = {
 	{ "/login", HTTP_POST, sess_login, 1 },
 	{ "/profile", HTTP_GET, sess_profile, 1 },
 	{ "/logout", HTTP_POST, sess_logout, 1 },
+	{ "/logout/all", HTTP_POST, sess_logout_all, 1 },
 	{ NULL, 0, NULL, 0 }
 };
 

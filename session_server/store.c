@@ -15,7 +15,8 @@
 #include "prom.h"
 #include "store.h"
 
-static const char *const op_names[STORE_NOPS] = { "create", "lookup", "delete" };
+static const char *const op_names[STORE_NOPS] = { "create", "lookup", "delete",
+    "delete_user" };
 static const char *const result_names[] = { "ok", "not_found", "expired", "unavailable" };
 #define NRESULTS	(sizeof(result_names) / sizeof(result_names[0]))
 static const double lat_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -153,6 +154,18 @@ void
 store_delete(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg)
 {
 	sc->sc_store->st_ops->remove(sc, key, now, cb, arg);
+}
+
+void
+store_delete_user(struct store_conn *sc, const char *user, store_count_cb cb, void *arg)
+{
+	sc->sc_store->st_ops->remove_user(sc, user, cb, arg);
+}
+
+int
+store_shared(const struct store_conn *sc)
+{
+	return sc->sc_store->st_ops->shared;
 }
 
 int

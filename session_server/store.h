@@ -41,7 +41,8 @@ enum store_result {
 	STORE_UNAVAILABLE	/* the store cannot be reached or failed: the caller answers 503 */
 };
 
-enum store_op { STORE_OP_CREATE, STORE_OP_LOOKUP, STORE_OP_DELETE, STORE_NOPS };
+enum store_op { STORE_OP_CREATE, STORE_OP_LOOKUP, STORE_OP_DELETE, STORE_OP_DELETE_USER,
+	STORE_NOPS };
 
 struct store_limits {
 	int64_t	 idle_ms;
@@ -52,12 +53,16 @@ struct store_limits {
 /* sess is borrowed: valid only during the call (NULL unless STORE_OK on a lookup). */
 typedef void (*store_cb)(enum store_result res, const struct session *sess, void *arg);
 
+/* n: how many sessions ended (meaningful with STORE_OK only). */
+typedef void (*store_count_cb)(enum store_result res, long n, void *arg);
+
 struct store;
 struct store_conn;
 
 /* What a back end provides. */
 struct store_ops {
 	const char	*name;
+	int		 shared;	/* 1: every server sees the same sessions */
 	/* Per-thread state for the loop base; thread index idx. NULL on failure. */
 	struct store_conn *(*conn_new)(struct store *, struct event_base *base, int idx);
 	void		 (*conn_free)(struct store_conn *);
@@ -68,6 +73,9 @@ struct store_ops {
 	void		 (*lookup)(struct store_conn *, const char *key, int64_t now, store_cb cb,
 			    void *arg);
 	void		 (*remove)(struct store_conn *, const char *key, int64_t now, store_cb cb,
+			    void *arg);
+	/* Ends every session of user that this store holds. */
+	void		 (*remove_user)(struct store_conn *, const char *user, store_count_cb cb,
 			    void *arg);
 	/* 1 when requests can be served. */
 	int		 (*up)(struct store_conn *);
@@ -118,7 +126,11 @@ void store_create(struct store_conn *sc, const char *key, const struct session *
     store_cb cb, void *arg);
 void store_lookup(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg);
 void store_delete(struct store_conn *sc, const char *key, int64_t now, store_cb cb, void *arg);
+/* Ends every session of user (log out everywhere): on every server when store_shared(), else
+ * only those of this process. */
+void store_delete_user(struct store_conn *sc, const char *user, store_count_cb cb, void *arg);
 int store_up(struct store_conn *sc);
+int store_shared(const struct store_conn *sc);
 const char *store_name(const struct store_conn *sc);
 
 /* For back ends: records one finished operation and its latency (start from store_clock()). */

@@ -222,6 +222,28 @@ store_memory_remove(struct store_conn *sc, const char *key, int64_t now, store_c
 	cb(res, NULL, arg);
 }
 
+/* Walks the whole table: a per-user index would cost every login to save this rare call. */
+static void
+store_memory_remove_user(struct store_conn *sc, const char *user, store_count_cb cb, void *arg)
+{
+	struct store_memory *ms = (struct store_memory *)sc->sc_store;
+	uint64_t start = store_clock();
+	struct store_memory_entry *e, *next;
+	long n = 0;
+
+	pthread_mutex_lock(&ms->ms_mu);
+	for (e = TAILQ_FIRST(&ms->ms_age); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, me_age);
+		if (strcmp(e->me_sess.s_user, user) == 0) {
+			store_memory_remove_entry(ms, e);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&ms->ms_mu);
+	store_observe(STORE_OP_DELETE_USER, STORE_OK, start);
+	cb(STORE_OK, n, arg);
+}
+
 static struct store_conn *
 store_memory_conn_new(struct store *st, struct event_base *base, int idx)
 {
@@ -291,11 +313,13 @@ store_memory_free(struct store *st)
 
 static const struct store_ops store_memory_ops = {
 	.name = "memory",
+	.shared = 0,
 	.conn_new = store_memory_conn_new,
 	.conn_free = store_memory_conn_free,
 	.create = store_memory_create,
 	.lookup = store_memory_lookup,
 	.remove = store_memory_remove,
+	.remove_user = store_memory_remove_user,
 	.up = store_memory_up,
 	.count = store_memory_count,
 	.metrics = store_memory_metrics,

@@ -5,7 +5,8 @@
  *
  * A session is the hash sess:<key> = { u: user, c: created ms, s: last seen ms }, with a Redis
  * expiry of min(idle, absolute remaining) reset on every use: Redis itself forgets idle and
- * finished sessions, so nothing here sweeps. Creation and look-up-and-touch are small Lua
+ * finished sessions, so nothing here sweeps. The set usess:<user> lists a user's keys, so
+ * that log out everywhere never scans the keyspace. Creation and look-up-and-touch are small Lua
  * scripts, so each is one round trip and atomic (a logout racing a touch cannot leave a
  * half-written hash behind). EVAL resends the script text, which costs a few hundred bytes per
  * request but cannot fail with NOSCRIPT after Redis restarts.
@@ -26,12 +27,41 @@
 #include "store.h"
 
 #define STORE_REDIS_COUNT_MS	2000	/* how often thread 0 refreshes the session count */
+#define STORE_REDIS_INDEX_PRUNE	"64"	/* members of usess:<user> before ended ones are pruned */
 
-/* KEYS[1] key; ARGV: user, now ms, ttl ms. */
+/*
+ * KEYS[1] sess:<key>, KEYS[2] usess:<user>; ARGV: user, now ms, ttl ms, absolute ms, key.
+ * usess:<user> indexes the user's sessions for log out everywhere. No session outlives the
+ * newest by more than the absolute timeout, so the index expires then; members of sessions
+ * that ended are pruned once it grows past STORE_REDIS_INDEX_PRUNE.
+ */
 static const char store_redis_create_lua[] =
     "redis.call('HSET', KEYS[1], 'u', ARGV[1], 'c', ARGV[2], 's', ARGV[2]) "
     "redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
+    "if redis.call('SADD', KEYS[2], ARGV[5]) == 1 and "
+    "    redis.call('SCARD', KEYS[2]) > " STORE_REDIS_INDEX_PRUNE " then "
+    "  for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+    "    if redis.call('EXISTS', 'sess:' .. k) == 0 then redis.call('SREM', KEYS[2], k) end "
+    "  end "
+    "end "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
     "return 1";
+
+/* KEYS[1] sess:<key>; ARGV: key. Returns 1 when the session existed, else 0. */
+static const char store_redis_remove_lua[] =
+    "local u = redis.call('HGET', KEYS[1], 'u') "
+    "if not u then return 0 end "
+    "redis.call('SREM', 'usess:' .. u, ARGV[1]) "
+    "return redis.call('DEL', KEYS[1])";
+
+/* KEYS[1] usess:<user>. Returns how many sessions ended. */
+static const char store_redis_remove_user_lua[] =
+    "local n = 0 "
+    "for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  n = n + redis.call('DEL', 'sess:' .. k) "
+    "end "
+    "redis.call('DEL', KEYS[1]) "
+    "return n";
 
 /* KEYS[1] key; ARGV: now ms, idle ms, absolute ms. Returns 0 unknown, 1 expired, or {u, c}. */
 static const char store_redis_lookup_lua[] =
@@ -156,8 +186,10 @@ store_redis_create(struct store_conn *sc, const char *key, const struct session 
 	}
 	op->op_wait_n = rs->rs_wait_n;
 	op->op_wait_ms = rs->rs_wait_ms;
-	if (rconn_command(rd->rd_rc, store_redis_create_done, op, "EVAL %s 1 sess:%s %s %lld %lld",
-	    store_redis_create_lua, key, sess->s_user, (long long)sess->s_created, (long long)ttl) == -1)
+	if (rconn_command(rd->rd_rc, store_redis_create_done, op,
+	    "EVAL %s 2 sess:%s usess:%s %s %lld %lld %lld %s", store_redis_create_lua, key,
+	    sess->s_user, sess->s_user, (long long)sess->s_created, (long long)ttl,
+	    (long long)lim->absolute_ms, key) == -1)
 		store_redis_done(op, STORE_UNAVAILABLE, NULL);
 }
 
@@ -232,8 +264,50 @@ store_redis_remove(struct store_conn *sc, const char *key, int64_t now, store_cb
 		cb(STORE_UNAVAILABLE, NULL, arg);
 		return;
 	}
-	if (rconn_command(rd->rd_rc, store_redis_remove_done, op, "DEL sess:%s", key) == -1)
+	if (rconn_command(rd->rd_rc, store_redis_remove_done, op, "EVAL %s 1 sess:%s %s",
+	    store_redis_remove_lua, key, key) == -1)
 		store_redis_done(op, STORE_UNAVAILABLE, NULL);
+}
+
+/* A log-out-everywhere waiting for Redis; freed by store_redis_remove_user_done(). */
+struct store_redis_user_op {
+	store_count_cb	 uo_cb;
+	void		*uo_arg;
+	uint64_t	 uo_start;
+};
+
+static void
+store_redis_remove_user_done(struct rconn *rc, redisReply *reply, void *arg)
+{
+	struct store_redis_user_op *uo = arg;
+	enum store_result res = STORE_UNAVAILABLE;
+
+	if (!store_redis_failed("delete user", reply) && reply->type == REDIS_REPLY_INTEGER)
+		res = STORE_OK;
+	store_observe(STORE_OP_DELETE_USER, res, uo->uo_start);
+	uo->uo_cb(res, res == STORE_OK ? (long)reply->integer : 0, uo->uo_arg);
+	free(uo);
+}
+
+static void
+store_redis_remove_user(struct store_conn *sc, const char *user, store_count_cb cb, void *arg)
+{
+	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
+	struct store_redis_user_op *uo;
+
+	if ((uo = malloc(sizeof(*uo))) == NULL) {
+		cb(STORE_UNAVAILABLE, 0, arg);
+		return;
+	}
+	uo->uo_cb = cb;
+	uo->uo_arg = arg;
+	uo->uo_start = store_clock();
+	if (rconn_command(rd->rd_rc, store_redis_remove_user_done, uo, "EVAL %s 1 usess:%s",
+	    store_redis_remove_user_lua, user) == -1) {
+		free(uo);
+		store_observe(STORE_OP_DELETE_USER, STORE_UNAVAILABLE, store_clock());
+		cb(STORE_UNAVAILABLE, 0, arg);
+	}
 }
 
 static void
@@ -339,11 +413,13 @@ store_redis_free(struct store *st)
 
 static const struct store_ops store_redis_ops = {
 	.name = "redis",
+	.shared = 1,
 	.conn_new = store_redis_conn_new,
 	.conn_free = store_redis_conn_free,
 	.create = store_redis_create,
 	.lookup = store_redis_lookup,
 	.remove = store_redis_remove,
+	.remove_user = store_redis_remove_user,
 	.up = store_redis_up,
 	.count = store_redis_count,
 	.metrics = store_redis_metrics,

@@ -304,6 +304,16 @@ def read_request(conn, buf=b""):
     return head, rest
 
 
+def requests_of(conn):
+    """The request heads arriving on conn, until the client closes it."""
+    buf = b""
+    while True:
+        head, buf = read_request(conn, buf)
+        if head is None:
+            return
+        yield head
+
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: raw\r\n\r\nok"
 
 
@@ -356,11 +366,7 @@ def test_connect_errors_and_requests_bound(tmp_path):
 
 def test_only_error_answers_is_a_failed_run(tmp_path):
     def handler(conn):
-        buf = b""
-        while True:
-            head, buf = read_request(conn, buf)
-            if head is None:
-                return
+        for _ in requests_of(conn):
             conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
     srv = RawServer(handler)
     try:
@@ -421,11 +427,7 @@ def test_open_loop_corrects_for_coordinated_omission(tmp_path):
         state = {"n": 0}
 
         def handler(conn):
-            buf = b""
-            while True:
-                head, buf = read_request(conn, buf)
-                if head is None:
-                    return
+            for _ in requests_of(conn):
                 state["n"] += 1
                 if state["n"] == 50:
                     time.sleep(1.0)

@@ -16,7 +16,7 @@ PLACEHOLDERS = {"VARIANT": "session-memory", "NAME": "app1"}
 # Scripts whose only arguments are positional; each gets its own bad command lines below.
 POSITIONAL = {"bench_balancer.sh", "deps.sh", "fuzz.sh", "hardening.sh", "mkcert.sh"}
 # Sourced or imported by the others, not run.
-LIBRARIES = {"lib.sh", "cli.py"}
+LIBRARIES = {"lib.sh", "proxyconf.sh", "cli.py"}
 
 
 def run(args, cwd, timeout=20):

@@ -328,7 +328,8 @@ def test_redis_absent_at_start_then_appearing(users_file, servers):
         wait_health(s.port, 200, timeout=5)
         r, sid = login(s.port)
         assert r.status == 200 and profile(s.port, sid).status == 200
-        assert redis_cli(redis, "-n", "3", "DBSIZE").strip() == "1", "SELECT 3 was used"
+        # The session and its user's index (usess:alice) are in database 3.
+        assert redis_cli(redis, "-n", "3", "DBSIZE").strip() == "2", "SELECT 3 was used"
     finally:
         redis.stop()
 

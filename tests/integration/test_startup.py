@@ -1,8 +1,9 @@
-"""What the login servers say about their users file at start-up: a file they cannot use is a
-fatal error (said so, exit 1), a hash that costs too much is refused naming its entry, and hashes
-of mixed costs get a warning (an unknown name pays the dearest one, so the cheaper users can be
-told apart by timing)."""
+"""What the programs say at start-up. A users file the login servers cannot use, or an address
+a program cannot listen on, is a fatal error and the line says so (not "warning"), exit 1; a hash
+that costs too much is refused naming its entry; hashes of mixed costs get a warning (an unknown
+name pays the dearest one, so the cheaper users can be told apart by timing)."""
 import json
+import socket
 import subprocess
 
 import pytest
@@ -73,3 +74,24 @@ def test_mixed_costs_are_warned_about_at_start(tmp_path):
         assert "warning:" not in p.logs()
     finally:
         assert p.stop() == 0
+
+
+@pytest.mark.parametrize("program", SERVERS + ["balancer", "balancer --admin"])
+def test_address_in_use_is_fatal(tmp_path, program, users_file):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = "127.0.0.1:%d" % taken.getsockname()[1]
+        if program == "balancer":
+            args = [harness.binary("balancer"), "--listen", addr, "--backend", "127.0.0.1:1"]
+        elif program == "balancer --admin":
+            args = [harness.binary("balancer"), "--listen", f"127.0.0.1:{harness.free_port()}",
+                    "--backend", "127.0.0.1:1", "--admin", addr]
+        else:
+            args = argv(program, users_file, tmp_path)
+            args[args.index("--listen") + 1] = addr
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert "warning:" not in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "fatal: " in last and f"cannot listen on {addr}" in last, r.stderr
