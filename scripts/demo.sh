@@ -180,6 +180,8 @@ pause() {
 	[ "$STEP" -ge 1 ] || return 0
 	printf '%s  [Enter: %s]%s ' "$C_DIM" "$1" "$C_OFF"
 	read -r _ || true
+	# A terminal echoes the Enter; anything else gets its line ended here.
+	[ -t 0 ] || echo
 }
 
 # picture LINE...: a plain-text drawing of who holds what, indented.
@@ -372,7 +374,7 @@ demo_req() {
 	: >"$TMP/headers"
 	rm -f "$TMP/body" "$TMP/trace"
 	capture="-s --max-time 10 -D '$TMP/headers' -o '$TMP/body' -w '%{http_code}'"
-	[ "$SHOW_HTTP" = 0 ] || capture+=" --trace-ascii '$TMP/trace'"
+	[ "$SHOW_HTTP" = 0 ] || capture+=" -v --stderr '$TMP/trace'"
 	# Exactly the printed line runs, with the variables a pasting user would have.
 	REQ_STATUS=$(bash -c '. "$1" && eval "$2"' demo_req "$ENVFILE" "$shown $capture") || REQ_STATUS=000
 	header_get REQ_SERVER X-Served-By
@@ -393,19 +395,18 @@ demo_req() {
 	[ "$STEP" -lt 2 ] || pause "next request"
 }
 
-# The headers that matter, from curl's trace of the last request: > sent, < received.
+# The headers that matter, from curl -v of the last request: > sent, < received.
 show_http() {
-	tr -d '\r' <"$TMP/trace" 2>/dev/null | awk '
-		/^=> Send header/ { dir = ">"; next }
-		/^<= Recv header/ { dir = "<"; next }
-		/^(=>|<=|==)/ { dir = ""; next }
-		dir != "" {
-			sub(/^[0-9a-f]+: /, "")
-			if ($0 ~ /^(GET|POST|HTTP\/)/ || tolower($0) ~ /^(cookie|authorization|set-cookie|www-authenticate|x-served-by):/)
-				print dir " " $0
-		}' | while IFS= read -r line; do
-		printf '%s      %s%s\n' "$C_DIM" "$(elide "$line" $((WIDTH - 6)))" "$C_OFF"
-	done
+	local line name
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in '> '* | '< '*) ;; *) continue ;; esac
+		name=${line:2} name=${name%%:*}
+		case ${name,,} in
+		get\ * | post\ * | http/* | cookie | authorization | set-cookie | www-authenticate | x-served-by)
+			printf '%s      %s%s\n' "$C_DIM" "$(elide "$line" $((WIDTH - 6)))" "$C_OFF" ;;
+		esac
+	done <"$TMP/trace"
 }
 
 # header NAME: the last value of header NAME in the last response (no subprocess: this runs for
@@ -1075,7 +1076,9 @@ if [ "$SERVE" = 1 ]; then
 	printf '\n%sServing%s (Ctrl-C stops everything):\n' "$C_BOLD" "$C_OFF"
 	mkdir -p "$DEMO_DIR"
 	: >"$DEMO_DIR/serve.env"
-	for v in "$V_MEMORY" "$V_STICKY" "$V_REDIS" "$V_JWT" "$V_REVOKE"; do
+	# Those not up yet start side by side.
+	demo_prestart "$V_MEMORY" "$V_STICKY" "$V_REDIS" "$V_JWT" "$V_REFRESH"
+	for v in "$V_MEMORY" "$V_STICKY" "$V_REDIS" "$V_JWT" "$V_REFRESH"; do
 		demo_cluster "$v" >/dev/null
 		printf '%s=%s\n' "$(echo "$v" | tr 'a-z-' 'A-Z_')_DIR" "$DEMO_DIR/$v" >>"$DEMO_DIR/serve.env"
 		say "$v: $BALANCER_URL"

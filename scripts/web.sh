@@ -13,7 +13,7 @@ CLUSTER=$LIB_ROOT/scripts/cluster.sh
 # Column name, its variant, and its variable in a demo.sh serve.env (--clusters).
 COLUMNS="memory:session-memory:SESSION_MEMORY_DIR sticky:session-sticky:SESSION_STICKY_DIR
 redis:session-redis:SESSION_REDIS_DIR jwt:jwt-hs256:JWT_HS256_DIR
-revoke:jwt-hs256-revoke:JWT_HS256_REVOKE_DIR"
+revoke:jwt-refresh:JWT_REFRESH_DIR"
 
 usage() {
 	cat <<EOF
@@ -22,11 +22,11 @@ usage: scripts/web.sh up [--dir RUNDIR] [--port PORT] [--clusters ENVFILE]
        scripts/web.sh down [--dir RUNDIR]
 
 up starts the five clusters (scripts/cluster.sh up VARIANT --dir RUNDIR/COLUMN for
-session-memory, session-sticky, session-redis, jwt-hs256 and jwt-hs256-revoke), scripts/webdemo.py, and the front
+session-memory, session-sticky, session-redis, jwt-hs256 and jwt-refresh), scripts/webdemo.py, and the front
 balancer on https://127.0.0.1:PORT/ (default 8443, or a free port when 8443 is taken), then
 prints the page's address and the CA file to trust. With --clusters ENVFILE it uses clusters that
 are already up instead (lines SESSION_MEMORY_DIR=..., SESSION_STICKY_DIR=..., SESSION_REDIS_DIR=...,
-JWT_HS256_DIR=..., JWT_HS256_REVOKE_DIR=..., as written by scripts/demo.sh --serve) and leaves them running at down.
+JWT_HS256_DIR=..., JWT_REFRESH_DIR=..., as written by scripts/demo.sh --serve) and leaves them running at down.
 RUNDIR (default ./run/web) gets tls/, logs/, pids/, webdemo.token and web.env (URL, CA, ...).
 EOF
 }

@@ -33,8 +33,8 @@ import cli  # scripts/cli.py, next to this file
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER_SH = os.path.join(HERE, "cluster.sh")
 WEB = os.path.join(os.path.dirname(HERE), "web")
-# The page's clusters, in order: name (also the path prefix). "revoke" (JWT with the deny-list)
-# is shown in the JWT column when its deny-list box is ticked.
+# The page's clusters, in order: name (also the path prefix). "revoke" (JWT with the deny-list and
+# refresh tokens) is shown in the JWT column when its deny-list box is ticked.
 COLUMNS = ("memory", "sticky", "redis", "jwt", "revoke")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}

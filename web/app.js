@@ -1,7 +1,9 @@
 // The teaching page's script: one column per login variant, each talking to its own path prefix
 // on this origin (the balancer routes /memory/, /sticky/, /redis/, /jwt/ and /revoke/ to the
-// variants' servers). Every request lands in the column's list with the server that answered it
-// (X-Served-By), so the class sees the round robin and what each variant makes of it.
+// variants' servers; /revoke/ is JWT with the deny-list and refresh tokens, behind the JWT
+// column's "deny-list + refresh" box). Every request lands in the column's list with the server
+// that answered it (X-Served-By), so the class sees the round robin and what each variant makes
+// of it.
 'use strict';
 
 // The demo users (the page lists them too): passwords for the classroom only.
@@ -158,6 +160,9 @@ async function login(col) {
     // The thief's copy: taken at login, kept whatever the page does later.
     col.stolen = token;
     col.jwt.replay.disabled = !token;
+    col.rt = token && r.data.refresh_token ? r.data.refresh_token : null;
+    col.oldRt = null;
+    showRefresh(col);
     localStorage.removeItem(STORAGE_KEY);
     if (token && col.jwt.storage.value === 'local') localStorage.setItem(STORAGE_KEY, token);
     showToken(col, token);
@@ -197,13 +202,58 @@ async function replay(col) {
     'Without a deny-list logout cannot take a token back: it works until it expires.');
 }
 
+// The refresh buttons: only with refresh tokens (the deny-list cluster gives them at login).
+function showRefresh(col) {
+  const j = col.jwt;
+  j.refresh.hidden = j.thiefRefresh.hidden = !col.rt && !col.oldRt;
+}
+
+// POST /refresh with the refresh token in the body; the page never puts it in a URL.
+function postRefresh(col, rt, note) {
+  return send(col, 'POST', '/refresh', { json: { refresh_token: rt }, credentials: 'omit', note });
+}
+
+// Alice refreshes: a new pair, the old refresh token is spent (the thief kept a copy of it).
+async function refresh(col) {
+  const j = col.jwt;
+  const r = await postRefresh(col, col.rt, 'refresh');
+  if (r.status === 200 && r.data && r.data.access_token) {
+    col.oldRt = col.rt;
+    col.rt = r.data.refresh_token;
+    if (j.storage.value === 'local') localStorage.setItem(STORAGE_KEY, r.data.access_token);
+    showToken(col, r.data.access_token);
+    j.verified.textContent = 'Refreshed: a new access token (its countdown starts again) and a new ' +
+      'refresh token. The old refresh token is spent; the thief still holds a copy of it.';
+  } else {
+    j.verified.textContent = `Refresh refused: ${r.status} ${r.data ? r.data.error : ''}. ` +
+      (r.data && r.data.error === 'refresh_revoked' ?
+        'A spent refresh token came back, so the whole login was revoked: the thief\'s and yours.' : '');
+  }
+  j.verified.dataset.refresh = String(r.status) + (r.data && r.data.error ? ' ' + r.data.error : '');
+}
+
+// The thief presents the spent copy: reuse is detected and the whole family dies, everywhere.
+async function thiefRefresh(col) {
+  const j = col.jwt;
+  const r = await postRefresh(col, col.oldRt, 'thief');
+  j.verified.dataset.thief = String(r.status) + (r.data && r.data.error ? ' ' + r.data.error : '');
+  j.verified.textContent = r.status === 401 && r.data && r.data.error === 'refresh_reused' ?
+    'The thief\'s spent refresh token: 401 refresh_reused. Nobody can tell thief from owner, so ' +
+    'the whole login is revoked: your next refresh and your access token are refused too.' :
+    `The thief's refresh: ${r.status} ${r.data ? r.data.error || '' : ''}`;
+}
+
 // Runs one action at a time per column: the buttons wait while it runs.
 function busy(col, fn) {
   return async () => {
     col.section.classList.add('busy');
     col.buttons.forEach((b) => { b.disabled = true; });
     try { await fn(col); } finally {
-      col.buttons.forEach((b) => { b.disabled = col.jwt && b === col.jwt.replay ? !col.stolen : false; });
+      col.buttons.forEach((b) => {
+        if (col.jwt && b === col.jwt.replay) b.disabled = !col.stolen;
+        else if (col.jwt && b === col.jwt.thiefRefresh) b.disabled = !col.oldRt;
+        else b.disabled = false;
+      });
       col.section.classList.remove('busy');
     }
   };
@@ -430,6 +480,7 @@ function setUp() {
         edit: q('.edit'), result: q('.tamper-result'), expiry: q('.expiry'), timer: 0,
         verified: q('.verified'), storage: q('.storage'), denylist: q('.denylist'),
         replay: q('.replay'), xss: q('.xss-result'), header: null,
+        refresh: q('.refresh'), thiefRefresh: q('.thief-refresh'),
       };
       col.jwt.edit.addEventListener('input', () => reencode(col));
       const on = (sel, fn) => {
@@ -439,6 +490,8 @@ function setUp() {
       };
       on('.one', (c) => profiles(c, 1));
       on('.replay', replay);
+      on('.refresh', refresh);
+      on('.thief-refresh', thiefRefresh);
       on('.tamper', (c) => tamper(c, false));
       on('.algnone', (c) => tamper(c, true));
       on('.inject', inject);
@@ -446,6 +499,8 @@ function setUp() {
       const reset = () => {
         localStorage.removeItem(STORAGE_KEY);
         col.stolen = null;
+        col.rt = col.oldRt = null;
+        showRefresh(col);
         col.jwt.replay.disabled = true;
         col.jwt.verified.textContent = '';
         col.jwt.xss.textContent = '';

@@ -45,9 +45,19 @@ def env_for(demo_dir, **extra):
 
 
 def run_demo(demo_dir, *args, input=None, **extra):
+    """Runs the demo in its own process group: a timeout stops it the way Ctrl-C would, so that
+    a demo that hangs still takes its clusters down."""
     t0 = time.monotonic()
-    r = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=TIMEOUT,
-                       env=env_for(demo_dir, **extra), input=input if input is not None else "")
+    p = subprocess.Popen([SCRIPT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env_for(demo_dir, **extra),
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(input=input if input is not None else "", timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGINT)
+        p.communicate(timeout=120)
+        raise
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     r.elapsed = time.monotonic() - t0
     return r
 
@@ -92,6 +102,7 @@ def joined_lines(text):
 def requests(text, path=None):
     """[(curl line, server, status, detail)] in order, optionally only for one path."""
     out, pending = [], None
+    text = re.sub(r"  \[Enter: [^\]]*\] ", "", text)    # --step's prompts end without a newline
     for line in joined_lines(text):
         m = REQ.match(line)
         if m:
@@ -256,6 +267,25 @@ def test_narrow_and_wide_terminals(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_show_http_and_a_pause_per_request(tmp_path):
+    """--show-http: under each request the headers that carry the credential and the answer;
+    --step-requests: Enter after every request."""
+    need("ours")
+    r = run_demo(tmp_path, "--lesson", "1", "--show-http", "--step-requests", input="\n" * 40,
+                 COLUMNS="80")
+    assert r.returncode == 0, r.stdout + r.stderr
+    reqs = requests(r.stdout)
+    assert len(reqs) == 7
+    assert r.stdout.count("[Enter: next request]") == 7
+    assert len(re.findall(r"^      > Cookie: sid=[\w-]+$", r.stdout, re.M)) == 6
+    served = re.findall(r"^      < X-Served-By: (app\d)$", r.stdout, re.M)
+    assert served == [x[1] for x in reqs]
+    # The hops' 401s delete the cookie: the lesson's cascade, visible in the raw view.
+    assert len(re.findall(r"^      < Set-Cookie: sid=; .*Max-Age=0", r.stdout, re.M)) == 4
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    assert leftovers(tmp_path) == []
+
+
 def run_pasted(demo_dir, line):
     """Runs a printed curl line in a new shell that sourced the demo's env file, as a teacher
     pasting it would; returns (exit status, parsed JSON body or None)."""
@@ -387,15 +417,15 @@ def test_serve_keeps_clusters_until_stopped(tmp_path):
     p = subprocess.Popen([SCRIPT, "--lesson", "4", "--serve"], env=env_for(tmp_path),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     serve = tmp_path / "serve.env"
-    deadline = time.monotonic() + 90
-    while not (serve.exists() and "MEMORY" in serve.read_text() and "REVOKE" in serve.read_text()) \
+    deadline = time.monotonic() + 300
+    while not (serve.exists() and "MEMORY" in serve.read_text() and "REFRESH" in serve.read_text()) \
             and time.monotonic() < deadline:
         assert p.poll() is None, p.communicate()
         time.sleep(0.1)
     time.sleep(0.5)
     dirs = dict(line.split("=", 1) for line in serve.read_text().split())
     assert set(dirs) == {"SESSION_MEMORY_DIR", "SESSION_STICKY_DIR", "SESSION_REDIS_DIR", "JWT_HS256_DIR",
-                         "JWT_HS256_REVOKE_DIR"}
+                         "JWT_REFRESH_DIR"}
     for d in dirs.values():
         env = dict(l.split("=", 1) for l in open(os.path.join(d, "cluster.env")) if "=" in l and l[0] != "#")
         r = harness.request(int(env["BALANCER_PORT"].strip()), "GET", "/healthz", tls=True,

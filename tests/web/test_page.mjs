@@ -319,6 +319,20 @@ async function main() {
       check('jwt: with the deny-list the copy gets 401 token_revoked on every server',
         revoked.every((e) => e.status === 401 && e.code === 'token_revoked') &&
         distinct(revoked.map((e) => e.server)) === 3, JSON.stringify(revoked));
+      // Refresh tokens (the same cluster): rotation, then the thief's replay kills the login.
+      await jwtAction(page, 'button.login', 1);
+      const [ref] = await jwtAction(page, 'button.refresh', 1);
+      check('jwt: Refresh gives a new pair (200)', ref.status === 200 && ref.path === '/refresh', JSON.stringify(ref));
+      const [thief] = await jwtAction(page, 'button.thief-refresh', 1);
+      check('jwt: the thief\'s spent refresh token gets 401 refresh_reused',
+        thief.status === 401 && thief.code === 'refresh_reused', JSON.stringify(thief));
+      const [again] = await jwtAction(page, 'button.refresh', 1);
+      check('jwt: then the owner\'s refresh gets 401 refresh_revoked',
+        again.status === 401 && again.code === 'refresh_revoked', JSON.stringify(again));
+      const dead = await jwtAction(page, 'button.profile', 6);
+      check('jwt: ... and the family\'s access token gets token_revoked on every server',
+        dead.every((e) => e.code === 'token_revoked') && distinct(dead.map((e) => e.server)) === 3,
+        JSON.stringify(dead));
       await page.uncheck('section[data-col="jwt"] input.denylist');
     });
 
