@@ -141,14 +141,19 @@ token_load_key(int is_secret, const char *path)
 	return k;
 }
 
-/* Prints the given keys' ids, comma-separated. */
+/* Prints "; the given key: KID (ALG)", or "; the given keys: KID (ALG), ...". */
 static void
-token_print_kids(const struct jwt_verifier *v)
+token_print_keys(const struct jwt_verifier *v)
 {
-	size_t i;
+	const struct jwt_key *k;
+	size_t i, n = jwt_verifier_nkeys(v);
 
-	for (i = 0; i < jwt_verifier_nkeys(v); i++)
-		printf("%s%s", i ? ", " : "", jwt_key_kid(jwt_verifier_key(v, i)));
+	printf("; the given key%s: ", n > 1 ? "s" : "");
+	for (i = 0; i < n; i++) {
+		k = jwt_verifier_key(v, i);
+		printf("%s%s (%s)", i ? ", " : "", jwt_key_kid(k), jwt_alg_name(jwt_key_alg(k)));
+	}
+	printf("\n");
 }
 
 /*
@@ -174,22 +179,20 @@ token_explain(const struct jwt_verifier *v, const char *tok, enum jwt_reason why
 	case JWT_UNKNOWN_KEY:
 		printf("the given key%s did not sign this token: ", n > 1 ? "s" : "");
 		if (kid != NULL)
-			printf("it names key id %s, ", kid);
+			printf("it names key id %s", kid);
 		else
-			printf("it names no key id and more than one given key could check it, ");
-		printf("the given key%s %s ", n > 1 ? "s'" : "'s", n > 1 ? "ids are" : "id is");
-		token_print_kids(v);
-		printf("\n");
+			printf("it names no key id, and more than one given key could check it");
+		token_print_keys(v);
 		break;
 	case JWT_BAD_SIGNATURE:
 		printf("the signature does not match: the given key did not sign this token, or the "
 		    "token was changed after signing\n");
 		break;
 	case JWT_ALG_NOT_ALLOWED:
-		printf("the given key%s cannot have signed this token: it says alg %s, the given "
-		    "key%s %s\n", n > 1 ? "s" : "", alg != NULL ? alg : "(not a string)",
-		    n > 1 ? "s are for" : " is for",
-		    jwt_alg_name(jwt_key_alg(jwt_verifier_key(v, 0))));
+		printf("the given key%s cannot have signed this token: it says alg %s%s%s",
+		    n > 1 ? "s" : "", alg != NULL ? alg : "?",
+		    kid != NULL ? ", key id " : "", kid != NULL ? kid : "");
+		token_print_keys(v);
 		break;
 	case JWT_UNSUPPORTED_HEADER:
 		printf("the header asks for an extension (crit) or a type (typ) this command does "

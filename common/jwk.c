@@ -1,7 +1,7 @@
 /*
- * JSON Web Keys for jwt.c: importing keys written as JWKs (configuration and the published
- * test vectors), exporting public keys for GET /.well-known/jwks.json, and RFC 7638
- * thumbprints, which serve as key ids. Key values are strict base64url (no padding).
+ * JSON Web Keys (see jwk.h): decoding JWKs into OpenSSL key material (configuration and the
+ * published test vectors), encoding public keys (for GET /.well-known/jwks.json), and RFC 7638
+ * thumbprints. Key values are strict base64url (no padding). Nothing here knows of tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +15,6 @@
 
 #include "base64.h"
 #include "jwk.h"
-#include "jwt.h"
-
-#define JWK_MAX_VALUE	1024	/* bytes of one decoded member: RSA-8192 */
 
 static void
 jwk_err(char *err, size_t errlen, const char *msg)
@@ -94,7 +91,7 @@ fail:
 }
 
 static EVP_PKEY *
-jwk_import_rsa(const json_t *jwk, int *priv)
+jwk_decode_rsa(const json_t *jwk, int *priv)
 {
 	static const char *const extra[][2] = {
 		{ "p", OSSL_PKEY_PARAM_RSA_FACTOR1 }, { "q", OSSL_PKEY_PARAM_RSA_FACTOR2 },
@@ -127,7 +124,7 @@ done:
 }
 
 static EVP_PKEY *
-jwk_import_ec(const json_t *jwk, int *priv)
+jwk_decode_ec(const json_t *jwk, int *priv)
 {
 	unsigned char pub[1 + 2 * 32], x[JWK_MAX_VALUE], y[JWK_MAX_VALUE];
 	OSSL_PARAM_BLD *bld;
@@ -159,7 +156,7 @@ done:
 }
 
 static EVP_PKEY *
-jwk_import_okp(const json_t *jwk, int *priv)
+jwk_decode_okp(const json_t *jwk, int *priv)
 {
 	unsigned char x[JWK_MAX_VALUE], d[JWK_MAX_VALUE], pub[32];
 	EVP_PKEY *pkey;
@@ -186,69 +183,71 @@ jwk_import_okp(const json_t *jwk, int *priv)
 	return pkey;
 }
 
-static struct jwt_key *
-jwk_import_oct(const json_t *jwk, char *err, size_t errlen)
+/* A member that must be a string when present. Returns 0 with *out set (NULL when absent), or
+ * -1. */
+static int
+jwk_string(const json_t *jwk, const char *name, const char **out)
 {
-	unsigned char k[JWK_MAX_VALUE];
-	struct jwt_key *key;
-	int n;
+	json_t *j = json_object_get(jwk, name);
 
-	if ((n = jwk_member(jwk, "k", k)) <= 0) {
-		jwk_err(err, errlen, "JWK \"k\" is missing or not base64url");
-		return NULL;
-	}
-	key = jwt_key_from_secret(k, (size_t)n, err, errlen);
-	OPENSSL_cleanse(k, sizeof(k));
-	return key;
+	*out = NULL;
+	if (j == NULL)
+		return 0;
+	if (!json_is_string(j))
+		return -1;
+	*out = json_string_value(j);
+	return 0;
 }
 
-struct jwt_key *
-jwk_import(const json_t *jwk, char *err, size_t errlen)
+int
+jwk_decode(const json_t *jwk, struct jwk_material *m, char *err, size_t errlen)
 {
-	struct jwt_key *k = NULL;
-	EVP_PKEY *pkey = NULL;
-	json_t *kty, *alg, *kid;
 	const char *t;
-	int priv = 0;
+	int n;
 
-	if (!json_is_object(jwk) || !json_is_string(kty = json_object_get(jwk, "kty"))) {
+	memset(m, 0, sizeof(*m));
+	if (!json_is_object(jwk) || jwk_string(jwk, "kty", &t) == -1 || t == NULL) {
 		jwk_err(err, errlen, "not a JWK object with a \"kty\"");
-		return NULL;
+		return -1;
 	}
-	t = json_string_value(kty);
+	if (jwk_string(jwk, "alg", &m->jm_alg) == -1) {
+		jwk_err(err, errlen, "JWK \"alg\" must be a string");
+		return -1;
+	}
+	if (jwk_string(jwk, "kid", &m->jm_kid) == -1) {
+		jwk_err(err, errlen, "JWK \"kid\" must be a string");
+		return -1;
+	}
 	if (strcmp(t, "oct") == 0) {
-		k = jwk_import_oct(jwk, err, errlen);
-	} else {
-		if (strcmp(t, "RSA") == 0)
-			pkey = jwk_import_rsa(jwk, &priv);
-		else if (strcmp(t, "EC") == 0)
-			pkey = jwk_import_ec(jwk, &priv);
-		else if (strcmp(t, "OKP") == 0)
-			pkey = jwk_import_okp(jwk, &priv);
-		ERR_clear_error();
-		if (pkey == NULL) {
-			jwk_err(err, errlen, "unsupported or invalid JWK (RSA, EC P-256, OKP Ed25519, oct)");
-			return NULL;
+		if ((n = jwk_member(jwk, "k", m->jm_secret)) <= 0) {
+			jwk_err(err, errlen, "JWK \"k\" is missing or not base64url");
+			jwk_material_clear(m);
+			return -1;
 		}
-		k = jwt_key_wrap(pkey, priv, err, errlen);
+		m->jm_secretlen = (size_t)n;
+		m->jm_private = 1;
+		return 0;
 	}
-	if (k == NULL)
-		return NULL;
-	alg = json_object_get(jwk, "alg");
-	if (alg != NULL && (!json_is_string(alg) ||
-	    strcmp(json_string_value(alg), jwt_alg_name(jwt_key_alg(k))) != 0)) {
-		jwk_err(err, errlen, "JWK \"alg\" does not match the key");
-		goto fail;
+	if (strcmp(t, "RSA") == 0)
+		m->jm_pkey = jwk_decode_rsa(jwk, &m->jm_private);
+	else if (strcmp(t, "EC") == 0)
+		m->jm_pkey = jwk_decode_ec(jwk, &m->jm_private);
+	else if (strcmp(t, "OKP") == 0)
+		m->jm_pkey = jwk_decode_okp(jwk, &m->jm_private);
+	ERR_clear_error();
+	if (m->jm_pkey == NULL) {
+		jwk_err(err, errlen, "unsupported or invalid JWK (RSA, EC P-256, OKP Ed25519, oct)");
+		return -1;
 	}
-	kid = json_object_get(jwk, "kid");
-	if (kid != NULL && (!json_is_string(kid) || jwt_key_set_kid(k, json_string_value(kid)) == -1)) {
-		jwk_err(err, errlen, "JWK \"kid\" must be a string of 1 to 64 bytes");
-		goto fail;
-	}
-	return k;
-fail:
-	jwt_key_free(k);
-	return NULL;
+	return 0;
+}
+
+void
+jwk_material_clear(struct jwk_material *m)
+{
+	EVP_PKEY_free(m->jm_pkey);
+	OPENSSL_cleanse(m->jm_secret, sizeof(m->jm_secret));
+	memset(m, 0, sizeof(*m));
 }
 
 /* Sets member name of obj to the base64url of n bytes. Returns 0 or -1. */
@@ -292,7 +291,7 @@ jwk_set_coord(json_t *obj, const char *name, EVP_PKEY *pkey, const char *param)
 }
 
 json_t *
-jwk_public(EVP_PKEY *pkey)
+jwk_encode(EVP_PKEY *pkey)
 {
 	unsigned char raw[32];
 	size_t rawlen = sizeof(raw);
@@ -334,7 +333,7 @@ jwk_thumbprint(EVP_PKEY *pkey, char *out)
 	char *s;
 	int rc = -1;
 
-	if ((j = jwk_public(pkey)) == NULL)
+	if ((j = jwk_encode(pkey)) == NULL)
 		return -1;
 	/* RFC 7638: the required members only, sorted, no whitespace; all values are plain
 	 * ASCII, so Jansson's compact sorted output is exactly the canonical form. */

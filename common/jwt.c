@@ -1,55 +1,60 @@
 /*
- * JWS compact tokens: keys, signing and verification (see jwt.h). Every check a verifier
- * needs is here, in the order RFC 8725 suggests: size, shape, header, key choice, signature,
- * and only then the claims. The bugs other JWT libraries had are named where they are avoided.
+ * JWS compact tokens: signing and verification with the keys of jwt_key.c (see jwt.h). Every
+ * check a verifier needs is here, in the order RFC 8725 suggests: size, shape, header, key
+ * choice, signature, and only then the claims. The bugs other JWT libraries had are named
+ * where they are avoided.
  */
-#include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "base64.h"
-#include "jwk.h"
 #include "jwt.h"
+#include "jwt_key_private.h"
 
 #define JWT_MAX_KEYS		16
-#define JWT_MAX_KEYFILE		65536
-#define JWT_HS256_LEN		32
 #define JWT_ES256_HALF		32
 #define JWT_MAX_SIG		512	/* RSA-4096 */
 
-struct jwt_key {
-	enum jwt_alg	 k_alg;
-	EVP_PKEY	*k_pkey;	/* NULL for HS256 */
-	int		 k_private;
-	EVP_MAC_CTX	*k_hmac;	/* HS256: initialised with the secret, duplicated per use */
-	EVP_MD_CTX	*k_verify;	/* RS256, ES256: initialised for verifying, copied per use,
-					 * since a fresh init costs more than the ECDSA itself */
-	char		 k_kid[JWT_KID_MAX + 1];
+#define JWT_CACHE_SLOTS		256	/* accepted tokens a verifier remembers */
+#define JWT_CACHE_MAX_INPUT	2048	/* longer header.payload bytes are not remembered */
+
+/*
+ * An accepted token, remembered by the exact bytes of its header and payload: the key its
+ * header chose and its parsed claims. Parsing the two JSON objects is most of the work of a
+ * HS256 verification; the cache saves only that. The signature is still checked, and the
+ * claims still judged against the clock and the verifier's rules, on every use.
+ */
+struct jwt_cache_slot {
+	pthread_mutex_t		 cs_lock;
+	char			*cs_input;	/* header.payload as received; NULL: empty */
+	size_t			 cs_len;
+	const struct jwt_key	*cs_key;	/* owned by the verifier */
+	json_t			*cs_claims;	/* the slot's own; callers get copies */
+};
+
+struct jwt_cache {
+	struct jwt_cache_slot	 c_slot[JWT_CACHE_SLOTS];	/* direct-mapped */
+	unsigned long		 c_hits;			/* atomic */
 };
 
 struct jwt_verifier {
-	struct jwt_key	*v_keys[JWT_MAX_KEYS];
-	size_t		 v_nkeys;
-	char		*v_issuer;
-	char		*v_audience;
-	long		 v_leeway;
-	size_t		 v_max_len;
-};
-
-static const char *const jwt_alg_names[] = {
-	[JWT_HS256] = "HS256", [JWT_RS256] = "RS256", [JWT_ES256] = "ES256", [JWT_EDDSA] = "EdDSA"
+	struct jwt_key		*v_keys[JWT_MAX_KEYS];
+	size_t			 v_nkeys;
+	char			*v_issuer;
+	char			*v_audience;
+	long			 v_leeway;
+	size_t			 v_max_len;
+	struct jwt_cache	*v_cache;	/* changed under each slot's lock, also
+						 * through a const verifier */
 };
 
 static const struct {
@@ -74,12 +79,6 @@ static const struct {
 };
 
 const char *
-jwt_alg_name(enum jwt_alg a)
-{
-	return jwt_alg_names[a];
-}
-
-const char *
 jwt_reason_code(enum jwt_reason r)
 {
 	return r < JWT_NREASONS ? jwt_reasons[r].code : "unknown";
@@ -89,329 +88,6 @@ const char *
 jwt_reason_text(enum jwt_reason r)
 {
 	return r < JWT_NREASONS ? jwt_reasons[r].text : "The token was rejected.";
-}
-
-static void
-jwt_err(char *err, size_t errlen, const char *msg)
-{
-	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s", msg);
-}
-
-/* ---- Keys ---- */
-
-static struct jwt_key *
-jwt_key_alloc(void)
-{
-	return calloc(1, sizeof(struct jwt_key));
-}
-
-void
-jwt_key_free(struct jwt_key *k)
-{
-	if (k == NULL)
-		return;
-	EVP_PKEY_free(k->k_pkey);
-	EVP_MAC_CTX_free(k->k_hmac);
-	EVP_MD_CTX_free(k->k_verify);
-	free(k);
-}
-
-enum jwt_alg
-jwt_key_alg(const struct jwt_key *k)
-{
-	return k->k_alg;
-}
-
-int
-jwt_key_can_sign(const struct jwt_key *k)
-{
-	return k->k_private;
-}
-
-const char *
-jwt_key_kid(const struct jwt_key *k)
-{
-	return k->k_kid;
-}
-
-int
-jwt_key_set_kid(struct jwt_key *k, const char *kid)
-{
-	size_t n = strlen(kid);
-
-	if (n == 0 || n > JWT_KID_MAX)
-		return -1;
-	memcpy(k->k_kid, kid, n + 1);
-	return 0;
-}
-
-/* HMAC-SHA256 of n bytes with the key's prepared context into out (32 bytes). */
-static int
-jwt_hmac(const struct jwt_key *k, const void *in, size_t n, unsigned char *out)
-{
-	EVP_MAC_CTX *c;
-	size_t len = 0;
-	int ok;
-
-	if ((c = EVP_MAC_CTX_dup(k->k_hmac)) == NULL)
-		return -1;
-	ok = EVP_MAC_update(c, in, n) == 1 &&
-	    EVP_MAC_final(c, out, &len, JWT_HS256_LEN) == 1 && len == JWT_HS256_LEN;
-	EVP_MAC_CTX_free(c);
-	return ok ? 0 : -1;
-}
-
-struct jwt_key *
-jwt_key_from_secret(const void *secret, size_t len, char *err, size_t errlen)
-{
-	struct jwt_key *k = NULL;
-	EVP_MAC *mac = NULL;
-	OSSL_PARAM params[2];
-	unsigned char id[JWT_HS256_LEN];
-
-	if (len < JWT_MIN_SECRET) {
-		jwt_err(err, errlen, "an HS256 secret needs at least 32 bytes");
-		return NULL;
-	}
-	if (len >= 10 && memcmp(secret, "-----BEGIN", 10) == 0) {
-		/* A PEM key used as an HMAC secret is the classic key-confusion attack. */
-		jwt_err(err, errlen, "a PEM key cannot be an HS256 secret");
-		return NULL;
-	}
-	if ((k = jwt_key_alloc()) == NULL)
-		goto fail;
-	k->k_alg = JWT_HS256;
-	k->k_private = 1;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
-	    (k->k_hmac = EVP_MAC_CTX_new(mac)) == NULL ||
-	    EVP_MAC_init(k->k_hmac, secret, len, params) != 1)
-		goto fail;
-	/* The kid is a MAC under the secret itself: it tells no more than any token does. */
-	if (jwt_hmac(k, "jwt-kid", 7, id) == -1)
-		goto fail;
-	base64_encode(BASE64_URL, id, 16, k->k_kid);
-	EVP_MAC_free(mac);
-	OPENSSL_cleanse(id, sizeof(id));
-	return k;
-fail:
-	jwt_err(err, errlen, "cannot set up HMAC-SHA256");
-	EVP_MAC_free(mac);
-	jwt_key_free(k);
-	return NULL;
-}
-
-struct jwt_key *
-jwt_key_wrap(EVP_PKEY *pkey, int has_private, char *err, size_t errlen)
-{
-	struct jwt_key *k = NULL;
-	char group[64];
-
-	if ((k = jwt_key_alloc()) == NULL) {
-		jwt_err(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (EVP_PKEY_is_a(pkey, "RSA")) {
-		if (EVP_PKEY_get_bits(pkey) < JWT_MIN_RSA_BITS) {
-			jwt_err(err, errlen, "RSA keys need at least 2048 bits");
-			goto fail;
-		}
-		k->k_alg = JWT_RS256;
-	} else if (EVP_PKEY_is_a(pkey, "EC")) {
-		if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-		    sizeof(group), NULL) != 1 || (strcmp(group, "prime256v1") != 0 &&
-		    strcmp(group, "P-256") != 0)) {
-			jwt_err(err, errlen, "EC keys must be on curve P-256 (ES256)");
-			goto fail;
-		}
-		k->k_alg = JWT_ES256;
-	} else if (EVP_PKEY_is_a(pkey, "ED25519")) {
-		k->k_alg = JWT_EDDSA;
-	} else {
-		jwt_err(err, errlen, "unsupported key type (RSA, P-256 or Ed25519 only)");
-		goto fail;
-	}
-	k->k_pkey = pkey;
-	k->k_private = has_private;
-	if (k->k_alg != JWT_EDDSA && ((k->k_verify = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit_ex(k->k_verify, NULL, "SHA256", NULL, NULL, pkey, NULL) != 1)) {
-		jwt_err(err, errlen, "cannot set up signature verification");
-		k->k_pkey = NULL;
-		goto fail;
-	}
-	if (jwk_thumbprint(pkey, k->k_kid) == -1) {
-		jwt_err(err, errlen, "cannot compute the key thumbprint");
-		k->k_pkey = NULL;
-		goto fail;
-	}
-	return k;
-fail:
-	EVP_PKEY_free(pkey);
-	jwt_key_free(k);
-	return NULL;
-}
-
-/* Encrypted PEM keys are refused rather than prompting on a terminal. */
-static int
-jwt_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf; (void)size; (void)rwflag; (void)u;
-	return -1;
-}
-
-struct jwt_key *
-jwt_key_from_pem(const char *pem, size_t len, char *err, size_t errlen)
-{
-	BIO *b;
-	EVP_PKEY *pkey;
-	int priv = 1;
-
-	if (len > JWT_MAX_KEYFILE || (b = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		jwt_err(err, errlen, "cannot read the PEM text");
-		return NULL;
-	}
-	pkey = PEM_read_bio_PrivateKey(b, NULL, jwt_no_passphrase, NULL);
-	if (pkey == NULL) {
-		priv = 0;
-		ERR_clear_error();
-		(void)BIO_reset(b);
-		pkey = PEM_read_bio_PUBKEY(b, NULL, jwt_no_passphrase, NULL);
-	}
-	BIO_free(b);
-	ERR_clear_error();
-	if (pkey == NULL) {
-		jwt_err(err, errlen, "not an unencrypted PEM private key or public key");
-		return NULL;
-	}
-	return jwt_key_wrap(pkey, priv, err, errlen);
-}
-
-/* Reads a whole small file. Returns malloc'd bytes (NUL-terminated, the caller frees) with
- * *len set, or NULL with err set. */
-static char *
-jwt_read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	ssize_t n;
-	size_t got = 0;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		jwt_err(err, errlen, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > JWT_MAX_KEYFILE) {
-		jwt_err(err, errlen, "not a regular file of at most 64 KiB");
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto fail;
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			jwt_err(err, errlen, "short read");
-			goto fail;
-		}
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*len = got;
-	close(fd);
-	return buf;
-fail:
-	free(buf);
-	close(fd);
-	return NULL;
-}
-
-/* The secret is the file's bytes without one trailing newline, so echo and editors work. */
-static struct jwt_key *
-jwt_key_secret_bytes(char *buf, size_t len, char *err, size_t errlen)
-{
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	return jwt_key_from_secret(buf, len, err, errlen);
-}
-
-static void
-jwt_err_file(char *err, size_t errlen, const char *path)
-{
-	char tmp[256];
-
-	if (err == NULL || errlen == 0)
-		return;
-	snprintf(tmp, sizeof(tmp), "%s", err);
-	snprintf(err, errlen, "%s: %s", path, tmp);
-}
-
-struct jwt_key *
-jwt_key_load_secret(const char *path, char *err, size_t errlen)
-{
-	struct jwt_key *k;
-	char *buf;
-	size_t len;
-
-	if ((buf = jwt_read_file(path, &len, err, errlen)) == NULL) {
-		jwt_err_file(err, errlen, path);
-		return NULL;
-	}
-	k = jwt_key_secret_bytes(buf, len, err, errlen);
-	OPENSSL_cleanse(buf, len);
-	free(buf);
-	if (k == NULL)
-		jwt_err_file(err, errlen, path);
-	return k;
-}
-
-struct jwt_key *
-jwt_key_load(const char *path, char *err, size_t errlen)
-{
-	struct jwt_key *k;
-	json_t *jwk = NULL;
-	char *buf;
-	size_t len, skip;
-
-	if ((buf = jwt_read_file(path, &len, err, errlen)) == NULL) {
-		jwt_err_file(err, errlen, path);
-		return NULL;
-	}
-	skip = strspn(buf, " \t\r\n");
-	if (strncmp(buf + skip, "-----BEGIN", 10) == 0)
-		k = jwt_key_from_pem(buf, len, err, errlen);
-	else if (buf[skip] == '{' &&
-	    (jwk = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL)
-		k = jwk_import(jwk, err, errlen);
-	else
-		k = jwt_key_secret_bytes(buf, len, err, errlen);
-	json_decref(jwk);
-	OPENSSL_cleanse(buf, len);
-	free(buf);
-	if (k == NULL)
-		jwt_err_file(err, errlen, path);
-	return k;
-}
-
-json_t *
-jwt_key_jwk(const struct jwt_key *k)
-{
-	json_t *jwk;
-
-	if (k->k_pkey == NULL || (jwk = jwk_public(k->k_pkey)) == NULL)
-		return NULL;
-	if (json_object_set_new(jwk, "kid", json_string(k->k_kid)) == -1 ||
-	    json_object_set_new(jwk, "alg", json_string(jwt_alg_name(k->k_alg))) == -1 ||
-	    json_object_set_new(jwk, "use", json_string("sig")) == -1) {
-		json_decref(jwk);
-		return NULL;
-	}
-	return jwk;
 }
 
 /* ---- ECDSA signature forms ---- */
@@ -475,7 +151,7 @@ jwt_sign_input(const struct jwt_key *k, const char *input, size_t len, unsigned 
 	if (!k->k_private)
 		return -1;
 	if (k->k_alg == JWT_HS256) {
-		if (jwt_hmac(k, input, len, sig) == -1)
+		if (jwt_key_hmac(k, input, len, sig) == -1)
 			return -1;
 		*siglen = JWT_HS256_LEN;
 		return 0;
@@ -630,12 +306,30 @@ struct jwt_verifier *
 jwt_verifier_new(void)
 {
 	struct jwt_verifier *v;
+	size_t i;
 
-	if ((v = calloc(1, sizeof(*v))) == NULL)
+	if ((v = calloc(1, sizeof(*v))) == NULL ||
+	    (v->v_cache = calloc(1, sizeof(*v->v_cache))) == NULL) {
+		free(v);
 		return NULL;
+	}
 	v->v_leeway = JWT_DEFAULT_LEEWAY;
 	v->v_max_len = JWT_MAX_TOKEN;
+	for (i = 0; i < JWT_CACHE_SLOTS; i++)
+		pthread_mutex_init(&v->v_cache->c_slot[i].cs_lock, NULL);
 	return v;
+}
+
+/* Empties slot cs; the caller holds its lock or is the only thread. */
+static void
+jwt_cache_clear(struct jwt_cache_slot *cs)
+{
+	free(cs->cs_input);
+	json_decref(cs->cs_claims);
+	cs->cs_input = NULL;
+	cs->cs_len = 0;
+	cs->cs_key = NULL;
+	cs->cs_claims = NULL;
 }
 
 void
@@ -645,6 +339,11 @@ jwt_verifier_free(struct jwt_verifier *v)
 
 	if (v == NULL)
 		return;
+	for (i = 0; i < JWT_CACHE_SLOTS; i++) {
+		jwt_cache_clear(&v->v_cache->c_slot[i]);
+		pthread_mutex_destroy(&v->v_cache->c_slot[i].cs_lock);
+	}
+	free(v->v_cache);
 	for (i = 0; i < v->v_nkeys; i++)
 		jwt_key_free(v->v_keys[i]);
 	free(v->v_issuer);
@@ -663,6 +362,9 @@ jwt_verifier_add_key(struct jwt_verifier *v, struct jwt_key *k)
 		if (strcmp(v->v_keys[i]->k_kid, k->k_kid) == 0)
 			return -1;
 	v->v_keys[v->v_nkeys++] = k;
+	/* Another key can change which key a remembered header chooses. */
+	for (i = 0; i < JWT_CACHE_SLOTS; i++)
+		jwt_cache_clear(&v->v_cache->c_slot[i]);
 	return 0;
 }
 
@@ -676,6 +378,12 @@ const struct jwt_key *
 jwt_verifier_key(const struct jwt_verifier *v, size_t i)
 {
 	return i < v->v_nkeys ? v->v_keys[i] : NULL;
+}
+
+unsigned long
+jwt_verifier_cache_hits(const struct jwt_verifier *v)
+{
+	return __atomic_load_n(&v->v_cache->c_hits, __ATOMIC_RELAXED);
 }
 
 static int
@@ -737,7 +445,7 @@ jwt_choose_key(const struct jwt_verifier *v, json_t *hdr, const struct jwt_key *
 	if (!json_is_string(alg = json_object_get(hdr, "alg")))
 		return JWT_MALFORMED;
 	for (a = JWT_HS256; a <= JWT_EDDSA; a++)
-		if (strcmp(json_string_value(alg), jwt_alg_names[a]) == 0)
+		if (strcmp(json_string_value(alg), jwt_alg_name(a)) == 0)
 			break;
 	if (a > JWT_EDDSA)
 		return JWT_ALG_NOT_ALLOWED;
@@ -784,7 +492,7 @@ jwt_check_signature(const struct jwt_key *k, const char *input, size_t len,
 	case JWT_HS256:
 		if (siglen != JWT_HS256_LEN)
 			return 0;
-		if (jwt_hmac(k, input, len, mac) == -1)
+		if (jwt_key_hmac(k, input, len, mac) == -1)
 			return -1;
 		/* Constant time: a byte-by-byte compare leaks the MAC (CVE-2024-25189). */
 		return CRYPTO_memcmp(mac, sig, JWT_HS256_LEN) == 0;
@@ -879,6 +587,79 @@ jwt_check_claims(const struct jwt_verifier *v, json_t *c, time_t now)
 	return JWT_VALID;
 }
 
+/* The slot for a signing input: FNV-1a over 8-byte words, folded. Only tokens with a good
+ * signature get in, so nobody can aim many inputs at one slot without signed tokens, and then
+ * they only evict each other. */
+static struct jwt_cache_slot *
+jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, in + i, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++)
+		h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
+	h ^= h >> 32;
+	return &v->v_cache->c_slot[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
+}
+
+/*
+ * The claims remembered for exactly these n bytes of signing input: a new object of the
+ * caller's own, with *k set to the key the header chose; or NULL. The remembered object never
+ * leaves its slot's lock: a copy costs a fraction of parsing, and Jansson's reference counts are
+ * not made to be shared between threads (the count that frees lacks an acquire).
+ */
+static json_t *
+jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key **k)
+{
+	struct jwt_cache_slot *cs;
+	json_t *claims = NULL;
+
+	if (n > JWT_CACHE_MAX_INPUT)
+		return NULL;
+	cs = jwt_cache_slot(v, in, n);
+	pthread_mutex_lock(&cs->cs_lock);
+	if (cs->cs_input != NULL && cs->cs_len == n && memcmp(cs->cs_input, in, n) == 0) {
+		if ((claims = json_deep_copy(cs->cs_claims)) != NULL)
+			*k = cs->cs_key;
+	}
+	pthread_mutex_unlock(&cs->cs_lock);
+	if (claims != NULL)
+		__atomic_add_fetch(&v->v_cache->c_hits, 1, __ATOMIC_RELAXED);
+	return claims;
+}
+
+/* Remembers an accepted token's signing input, key and a copy of its claims, replacing
+ * whatever had its slot. Out of memory, it simply remembers nothing. */
+static void
+jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key *k,
+    json_t *claims)
+{
+	struct jwt_cache_slot *cs;
+	json_t *mine;
+	char *copy;
+
+	if (n > JWT_CACHE_MAX_INPUT || (copy = malloc(n)) == NULL)
+		return;
+	if ((mine = json_deep_copy(claims)) == NULL) {
+		free(copy);
+		return;
+	}
+	memcpy(copy, in, n);
+	cs = jwt_cache_slot(v, in, n);
+	pthread_mutex_lock(&cs->cs_lock);
+	jwt_cache_clear(cs);
+	cs->cs_input = copy;
+	cs->cs_len = n;
+	cs->cs_key = k;
+	cs->cs_claims = mine;
+	pthread_mutex_unlock(&cs->cs_lock);
+}
+
 int
 jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims)
@@ -887,8 +668,8 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	const struct jwt_key *k = NULL;
 	json_t *hdr = NULL, *pay = NULL;
 	unsigned char *sig = NULL;
-	size_t siglen;
-	int rc = 0, ok;
+	size_t siglen, inlen;
+	int rc = 0, ok, cached;
 
 	if (claims != NULL)
 		*claims = NULL;
@@ -896,10 +677,18 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	if (len > v->v_max_len)
 		goto done;
 	*why = JWT_MALFORMED;
-	if (jwt_split(token, len, &p) == -1 || (hdr = jwt_segment_json(p.hdr, p.hdrlen)) == NULL)
+	if (jwt_split(token, len, &p) == -1)
 		goto done;
-	if ((*why = jwt_choose_key(v, hdr, &k)) != JWT_VALID)
-		goto done;
+	/* The signing input is the first two segments exactly as received. */
+	inlen = (size_t)(p.sig - 1 - token);
+	/* The same bytes were parsed and judged before: the same header chooses the same key. */
+	cached = (pay = jwt_cache_get(v, token, inlen, &k)) != NULL;
+	if (!cached) {
+		if ((hdr = jwt_segment_json(p.hdr, p.hdrlen)) == NULL)
+			goto done;
+		if ((*why = jwt_choose_key(v, hdr, &k)) != JWT_VALID)
+			goto done;
+	}
 	*why = JWT_MALFORMED;
 	if ((sig = malloc(base64_decoded_max(p.siglen) + 1)) == NULL) {
 		rc = -1;
@@ -907,8 +696,7 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 	}
 	if (base64_decode(BASE64_URL, p.sig, p.siglen, sig, &siglen) == -1)
 		goto done;
-	/* The signing input is the first two segments exactly as received. */
-	if ((ok = jwt_check_signature(k, token, (size_t)(p.sig - 1 - token), sig, siglen)) == -1) {
+	if ((ok = jwt_check_signature(k, token, inlen, sig, siglen)) == -1) {
 		rc = -1;
 		goto done;
 	}
@@ -917,9 +705,14 @@ jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, time_t n
 		goto done;
 	/* Only signed bytes reach the claims parser. */
 	*why = JWT_MALFORMED;
-	if ((pay = jwt_segment_json(p.pay, p.paylen)) == NULL)
+	if (!cached && (pay = jwt_segment_json(p.pay, p.paylen)) == NULL)
 		goto done;
-	if ((*why = jwt_check_claims(v, pay, now)) == JWT_VALID && claims != NULL) {
+	/* Judged on every use: time passes, and exp or nbf with it. */
+	if ((*why = jwt_check_claims(v, pay, now)) != JWT_VALID)
+		goto done;
+	if (!cached)
+		jwt_cache_put(v, token, inlen, k, pay);
+	if (claims != NULL) {
 		*claims = pay;
 		pay = NULL;
 	}

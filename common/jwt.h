@@ -1,9 +1,10 @@
 /*
  * JSON Web Tokens (RFC 7519) in the JWS compact serialization (RFC 7515), following the
  * JWT best current practices (RFC 8725): HS256, RS256, ES256 and EdDSA (Ed25519) through
- * OpenSSL 3. The algorithm always comes from the configured key, never from the token; the
- * token's "kid" only chooses among configured keys; "jwk", "jku", "x5u" and "x5c" are never
- * used. Verification keeps "could not process" (-1) apart from "rejected" (a reason).
+ * OpenSSL 3, with the keys of jwt_key.h. The algorithm always comes from the configured key,
+ * never from the token; the token's "kid" only chooses among configured keys; "jwk", "jku",
+ * "x5u" and "x5c" are never used. Verification keeps "could not process" (-1) apart from
+ * "rejected" (a reason).
  */
 #ifndef JWT_H
 #define JWT_H
@@ -13,14 +14,11 @@
 
 #include <jansson.h>
 
+#include "jwt_key.h"
+
 #define JWT_MAX_TOKEN		8192	/* default largest token we look at */
 #define JWT_DEFAULT_LEEWAY	30	/* seconds of clock skew allowed */
-#define JWT_MIN_SECRET		32	/* bytes of HS256 key material */
-#define JWT_MIN_RSA_BITS	2048
-#define JWT_KID_MAX		64
 #define JWT_DEFAULT_ISSUER	"auth-demo"	/* iss and aud unless configured */
-
-enum jwt_alg { JWT_HS256, JWT_RS256, JWT_ES256, JWT_EDDSA };
 
 /* Why a token was refused. JWT_VALID is not a rejection. */
 enum jwt_reason {
@@ -40,43 +38,12 @@ enum jwt_reason {
 	JWT_NREASONS
 };
 
-struct jwt_key;
 struct jwt_verifier;
 
-/* "HS256", "RS256", "ES256" or "EdDSA". */
-const char *jwt_alg_name(enum jwt_alg);
 /* A short code for logs and metrics ("expired", "bad_signature", ...). */
 const char *jwt_reason_code(enum jwt_reason);
 /* A human sentence for error messages. */
 const char *jwt_reason_text(enum jwt_reason);
-
-/*
- * Loads a key file: a PEM private key (RSA of at least 2048 bits: RS256, P-256: ES256,
- * Ed25519: EdDSA; it can sign and verify), a PEM public key (verify only), a JWK (RFC 7517),
- * or else an HS256 secret (the file's bytes, one trailing newline dropped, at least
- * JWT_MIN_SECRET of them; refused when it looks like PEM, which is the key-confusion attack).
- * Returns a new key (jwt_key_free) or NULL with a sentence naming the file in err.
- */
-struct jwt_key *jwt_key_load(const char *path, char *err, size_t errlen);
-/* Loads an HS256 secret file as above, without guessing at other formats. */
-struct jwt_key *jwt_key_load_secret(const char *path, char *err, size_t errlen);
-/* A key from PEM text (private or public). Returns a new key or NULL with err set. */
-struct jwt_key *jwt_key_from_pem(const char *pem, size_t len, char *err, size_t errlen);
-/* An HS256 key from len bytes of secret (copied). Returns a new key or NULL with err set. */
-struct jwt_key *jwt_key_from_secret(const void *secret, size_t len, char *err, size_t errlen);
-void jwt_key_free(struct jwt_key *);
-
-enum jwt_alg jwt_key_alg(const struct jwt_key *);
-/* 1 when the key holds private material (or is an HS256 secret). */
-int jwt_key_can_sign(const struct jwt_key *);
-/* The key id: the RFC 7638 thumbprint for public keys; for a secret, a keyed hash of the secret
- * that reveals nothing a token does not. Owned by the key. */
-const char *jwt_key_kid(const struct jwt_key *);
-/* Replaces the kid (at most JWT_KID_MAX bytes, copied). Returns 0 or -1. */
-int jwt_key_set_kid(struct jwt_key *, const char *kid);
-/* The public key as a JWK object (RFC 7517), with "kid", "alg" and "use": a new reference, or
- * NULL for a secret or on failure. */
-json_t *jwt_key_jwk(const struct jwt_key *);
 
 /*
  * Signs input (the JWS signing input) with key into sig (room for 512 bytes), in the JWS form:
@@ -105,11 +72,14 @@ struct jwt_verifier *jwt_verifier_new(void);
 /* Frees the verifier and every key added to it. */
 void jwt_verifier_free(struct jwt_verifier *);
 /* Adds key; the verifier takes it over on success (on failure it stays the caller's). Returns 0,
- * or -1 when the kid is already taken or there are too many keys. */
+ * or -1 when the kid is already taken or there are too many keys. Like the setters below, only
+ * while no thread is verifying with v. */
 int jwt_verifier_add_key(struct jwt_verifier *, struct jwt_key *);
 /* The number of keys and the i-th one (owned by the verifier), for JWKS. */
 size_t jwt_verifier_nkeys(const struct jwt_verifier *);
 const struct jwt_key *jwt_verifier_key(const struct jwt_verifier *, size_t i);
+/* How many verifications found their token in the verifier's cache (see jwt_verify()). */
+unsigned long jwt_verifier_cache_hits(const struct jwt_verifier *);
 /* Requires "iss" to equal issuer / "aud" to be or contain audience (copied; NULL: no check).
  * Return 0 or -1. */
 int jwt_verifier_set_issuer(struct jwt_verifier *, const char *issuer);
@@ -122,6 +92,10 @@ void jwt_verifier_set_max_len(struct jwt_verifier *, size_t max);
  * not be processed (out of memory, a library failure); otherwise 0 with *why set: JWT_VALID, and
  * then *claims (if claims is not NULL) gets a new reference to the payload, or a rejection
  * reason. Safe to call from several threads at once on the same verifier.
+ *
+ * The verifier remembers the last accepted tokens (a bounded cache keyed by the exact header and
+ * payload bytes) so that it parses each one once; the signature and the claims are still checked
+ * on every call, and each caller gets a payload object of its own.
  */
 int jwt_verify(const struct jwt_verifier *, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims);

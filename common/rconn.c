@@ -102,7 +102,7 @@ rconn_config_init(struct rconn_config *cfg)
 	cfg->connect_timeout_ms = 1000;
 	cfg->command_timeout_ms = 1000;
 	cfg->backoff_min_ms = 100;
-	cfg->backoff_max_ms = 2000;
+	cfg->backoff_max_ms = 1000;
 	cfg->ping_interval_ms = 1000;
 }
 
@@ -320,6 +320,7 @@ rconn_set_down(struct rconn *rc, const char *why)
 	if (rc->rc_state == RCONN_UP)
 		rc->rc_stats.disconnects++;
 	rc->rc_state = RCONN_DOWN;
+	rc->rc_dropping = 0;	/* a pending drop was for the context that just went */
 	if (rc->rc_freeing)
 		return;
 	if (!switching)
@@ -574,8 +575,7 @@ rconn_on_sentinel(struct rconn *rc, redisReply *reply, void *arg)
 		return;
 	}
 	a.port = (int)port;
-	if (!rc->rc_stats.connects || strcmp(a.host, rc->rc_master.host) || a.port !=
-	    rc->rc_master.port)
+	if (strcmp(a.host, rc->rc_master.host) != 0 || a.port != rc->rc_master.port)
 		log_info("redis %s: master %s is %s:%d", rc->rc_peer, rc->rc_cfg.master, a.host,
 		    a.port);
 	rc->rc_master = a;

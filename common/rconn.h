@@ -57,7 +57,7 @@ struct rconn_config {
 	int	 connect_timeout_ms;	/* 1000 */
 	int	 command_timeout_ms;	/* 1000 */
 	int	 backoff_min_ms;	/* 100: first reconnect delay, doubled after each failure */
-	int	 backoff_max_ms;	/* 2000 */
+	int	 backoff_max_ms;	/* 1000: a failover is followed within a second */
 	int	 ping_interval_ms;	/* 1000: PING when idle so a dead server shows; 0: never */
 };
 

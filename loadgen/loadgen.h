@@ -186,6 +186,23 @@ enum lg_err {
 
 #define STATS_STATUS_MAX	600
 #define STATS_BACKENDS		64
+#define STATS_SECONDS		3600	/* the per-second series covers the first hour */
+
+/* What one second of the run brought (the series in --json, e.g. for a failover chart). */
+struct stats_second {
+	uint32_t	 ss_ok;			/* responses with status < 400 */
+	uint32_t	 ss_http_4xx;
+	uint32_t	 ss_http_5xx;
+	uint32_t	 ss_errors[ERR__MAX];
+};
+
+/* Totals as of the last stats_sample(): the base of the next second's share. */
+struct stats_snap {
+	uint64_t	 sn_requests;
+	uint64_t	 sn_http_4xx;
+	uint64_t	 sn_http_5xx;
+	uint64_t	 sn_errors[ERR__MAX];
+};
 
 struct stats_backend {
 	char		 sb_name[64];
@@ -205,11 +222,24 @@ struct stats {
 	uint64_t	 st_no_backend;		/* responses without X-Served-By */
 	struct hist	 st_latency;		/* microseconds */
 	double		 st_duration;		/* seconds, set once merged */
+	struct stats_second st_series[STATS_SECONDS];
+	size_t		 st_nseconds;		/* seconds of st_series in use */
+	struct stats_snap st_snap;
+	/* Published by stats_sample() for the progress line, read by another thread. */
+	atomic_uint_fast64_t st_live_requests;
+	atomic_uint_fast64_t st_live_errors;	/* transport errors */
+	atomic_uint_fast64_t st_live_http_errors;	/* status >= 400 */
 };
 
 void		stats_init(struct stats *st);
 void		stats_backend(struct stats *st, const char *name);
 void		stats_merge(struct stats *dst, const struct stats *src);
+/*
+ * Adds what was counted since the last call to the second the run is in (elapsed_us since its
+ * start), and publishes the totals for the progress line. The worker calls it on every tick,
+ * and once more when the run is over.
+ */
+void		stats_sample(struct stats *st, uint64_t elapsed_us);
 const char	*stats_err_name(enum lg_err e);
 /* Failed share of all attempts: transport errors plus responses with status >= 400. */
 double		stats_error_rate(const struct stats *st);
@@ -221,6 +251,16 @@ void	report_text(const struct stats *st, const struct lg_config *cfg, FILE *out)
 int	report_json(const struct stats *st, const struct lg_config *cfg, const char *path);
 /* Checks the thresholds; prints each one exceeded on stderr. Returns 0 when all hold. */
 int	report_check(const struct stats *st, const struct lg_config *cfg);
+
+struct worker;
+/*
+ * When stderr is a terminal, starts a thread that rewrites one progress line there twice a
+ * second (elapsed, requests, requests/s, errors) from the workers' published totals; otherwise
+ * does nothing. workers must outlive report_progress_stop(), which ends the thread and clears
+ * the line.
+ */
+void	report_progress_start(const struct worker *workers, size_t n, uint64_t start_us);
+void	report_progress_stop(void);
 
 /* ---- vu.c: virtual users and their connections, one event loop per worker thread ---- */
 

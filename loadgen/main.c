@@ -119,12 +119,15 @@ main(int argc, char *argv[])
 	for (i = 0; i < cfg.threads; i++)
 		if (pthread_create(&workers[i].w_thread, NULL, vu_worker_run, &workers[i]) != 0)
 			fatalx("cannot start a worker thread");
+	report_progress_start(workers, (size_t)cfg.threads, main_run.start_us);
 	for (i = 0; i < cfg.threads; i++)
 		pthread_join(workers[i].w_thread, NULL);
 	end = lg_now_us();
+	report_progress_stop();
 
 	stats_init(&total);
 	for (i = 0; i < cfg.threads; i++) {
+		stats_sample(&workers[i].w_stats, end - main_run.start_us);
 		stats_merge(&total, &workers[i].w_stats);
 		vu_worker_free(&workers[i]);
 	}

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -73,6 +74,37 @@ report_text(const struct stats *st, const struct lg_config *cfg, FILE *out)
 	fprintf(out, "\n");
 }
 
+/* The per-second series: [{"t": second, "ok", "http_4xx", "http_5xx", "errors": {...}}].
+ * The caller owns the reference; NULL when out of memory. */
+static json_t *
+report_series(const struct stats *st)
+{
+	const struct stats_second *s;
+	json_t *a, *o, *e;
+	size_t i, k;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < st->st_nseconds; i++) {
+		s = &st->st_series[i];
+		if ((o = json_object()) == NULL || (e = json_object()) == NULL) {
+			json_decref(o);
+			json_decref(a);
+			return NULL;
+		}
+		json_object_set_new(o, "t", json_integer((json_int_t)i));
+		json_object_set_new(o, "ok", json_integer(s->ss_ok));
+		json_object_set_new(o, "http_4xx", json_integer(s->ss_http_4xx));
+		json_object_set_new(o, "http_5xx", json_integer(s->ss_http_5xx));
+		for (k = 0; k < ERR__MAX; k++)
+			json_object_set_new(e, stats_err_name((enum lg_err)k),
+			    json_integer(s->ss_errors[k]));
+		json_object_set_new(o, "errors", e);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 /* Builds the report object; the caller owns the reference. */
 static json_t *
 report_object(const struct stats *st, const struct lg_config *cfg)
@@ -133,6 +165,7 @@ report_object(const struct stats *st, const struct lg_config *cfg)
 	json_object_set_new(o, "backends", backends);
 	json_object_set_new(o, "logins", logins);
 	json_object_set_new(o, "config", conf);
+	json_object_set_new(o, "series", report_series(st));
 	return o;
 fail:
 	json_decref(o);
@@ -183,4 +216,66 @@ report_check(const struct stats *st, const struct lg_config *cfg)
 		bad = 1;
 	}
 	return bad ? -1 : 0;
+}
+
+/* ---- the progress line ---- */
+
+static pthread_t		 progress_thread;
+static atomic_int		 progress_stop;
+static int			 progress_on;
+static const struct worker	*progress_workers;
+static size_t			 progress_n;
+static uint64_t			 progress_start_us;
+
+static void *
+report_progress(void *arg)
+{
+	struct timespec half = { 0, 500000000 };
+	uint64_t req, err, http;
+	double secs;
+	size_t i;
+
+	while (!atomic_load(&progress_stop)) {
+		nanosleep(&half, NULL);
+		req = err = http = 0;
+		for (i = 0; i < progress_n; i++) {
+			req += atomic_load_explicit(&progress_workers[i].w_stats.st_live_requests,
+			    memory_order_relaxed);
+			err += atomic_load_explicit(&progress_workers[i].w_stats.st_live_errors,
+			    memory_order_relaxed);
+			http += atomic_load_explicit(
+			    &progress_workers[i].w_stats.st_live_http_errors, memory_order_relaxed);
+		}
+		secs = (double)(lg_now_us() - progress_start_us) / 1e6;
+		fprintf(stderr, "\r\033[Kloadgen: %.1f s  %llu requests  %.0f/s  errors %llu  "
+		    "status>=400 %llu", secs, (unsigned long long)req,
+		    secs > 0 ? (double)req / secs : 0.0, (unsigned long long)err,
+		    (unsigned long long)http);
+		fflush(stderr);
+	}
+	return NULL;
+}
+
+void
+report_progress_start(const struct worker *workers, size_t n, uint64_t start_us)
+{
+	if (!isatty(STDERR_FILENO))
+		return;
+	progress_workers = workers;
+	progress_n = n;
+	progress_start_us = start_us;
+	if (pthread_create(&progress_thread, NULL, report_progress, NULL) == 0)
+		progress_on = 1;
+}
+
+void
+report_progress_stop(void)
+{
+	if (!progress_on)
+		return;
+	atomic_store(&progress_stop, 1);
+	pthread_join(progress_thread, NULL);
+	fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+	progress_on = 0;
 }

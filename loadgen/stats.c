@@ -66,6 +66,52 @@ stats_merge(struct stats *dst, const struct stats *src)
 		dst->st_backends[j].sb_n += src->st_backends[i].sb_n;
 	}
 	hist_merge(&dst->st_latency, &src->st_latency);
+	for (i = 0; i < src->st_nseconds; i++) {
+		dst->st_series[i].ss_ok += src->st_series[i].ss_ok;
+		dst->st_series[i].ss_http_4xx += src->st_series[i].ss_http_4xx;
+		dst->st_series[i].ss_http_5xx += src->st_series[i].ss_http_5xx;
+		for (j = 0; j < ERR__MAX; j++)
+			dst->st_series[i].ss_errors[j] += src->st_series[i].ss_errors[j];
+	}
+	if (src->st_nseconds > dst->st_nseconds)
+		dst->st_nseconds = src->st_nseconds;
+}
+
+void
+stats_sample(struct stats *st, uint64_t elapsed_us)
+{
+	struct stats_snap now;
+	struct stats_second *sec;
+	size_t i, k = (size_t)(elapsed_us / 1000000u);
+	uint64_t errors = 0;
+
+	memset(&now, 0, sizeof(now));
+	now.sn_requests = st->st_requests;
+	for (i = 400; i < 500; i++)
+		now.sn_http_4xx += st->st_status[i];
+	for (i = 500; i < STATS_STATUS_MAX; i++)
+		now.sn_http_5xx += st->st_status[i];
+	for (i = 0; i < ERR__MAX; i++) {
+		now.sn_errors[i] = st->st_errors[i];
+		errors += st->st_errors[i];
+	}
+	if (k < STATS_SECONDS) {
+		sec = &st->st_series[k];
+		sec->ss_http_4xx += (uint32_t)(now.sn_http_4xx - st->st_snap.sn_http_4xx);
+		sec->ss_http_5xx += (uint32_t)(now.sn_http_5xx - st->st_snap.sn_http_5xx);
+		sec->ss_ok += (uint32_t)((now.sn_requests - st->st_snap.sn_requests) -
+		    (now.sn_http_4xx - st->st_snap.sn_http_4xx) -
+		    (now.sn_http_5xx - st->st_snap.sn_http_5xx));
+		for (i = 0; i < ERR__MAX; i++)
+			sec->ss_errors[i] += (uint32_t)(now.sn_errors[i] - st->st_snap.sn_errors[i]);
+		if (k + 1 > st->st_nseconds)
+			st->st_nseconds = k + 1;
+	}
+	st->st_snap = now;
+	atomic_store_explicit(&st->st_live_requests, now.sn_requests, memory_order_relaxed);
+	atomic_store_explicit(&st->st_live_errors, errors, memory_order_relaxed);
+	atomic_store_explicit(&st->st_live_http_errors, now.sn_http_4xx + now.sn_http_5xx,
+	    memory_order_relaxed);
 }
 
 const char *

@@ -685,6 +685,7 @@ vu_tick(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 	size_t i;
 
+	stats_sample(&w->w_stats, now - w->w_run->start_us);
 	if (now >= w->w_run->end_us || atomic_load(&w->w_run->stop)) {
 		w->w_stopping = 1;
 		event_base_loopbreak(w->w_base);

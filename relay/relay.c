@@ -11,7 +11,6 @@
 #include <netinet/tcp.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,26 +85,15 @@ static int
 dir_flush(struct relay_dir *d)
 {
 	struct evbuffer *out = bufferevent_get_output(d->d_to);
-	struct relay_session *s = d->d_session;
 	struct relay_mark *m;
 	struct timeval tv;
 	uint64_t now = relay_now_us();
-	int moved = 0;
 
 	while ((m = TAILQ_FIRST(&d->d_marks)) != NULL && m->m_due_us <= now + relay_late_us) {
 		evbuffer_remove_buffer(d->d_held, out, m->m_len);
 		d->d_bytes += m->m_len;
 		TAILQ_REMOVE(&d->d_marks, m, m_entry);
 		free(m);
-		moved = 1;
-	}
-	/* Write at once rather than on the next loop turn: that turn would add to the delay. */
-	if (moved && (d == &s->s_down || s->s_connected) &&
-	    evbuffer_write(out, bufferevent_getfd(d->d_to)) == -1 &&
-	    errno != EAGAIN && errno != EINTR) {
-		relay_close(s, d == &s->s_up ? "server connection failed" :
-		    "client connection failed");
-		return -1;
 	}
 	if (m != NULL && !evtimer_pending(d->d_timer, NULL)) {
 		d->d_armed_us = m->m_due_us - relay_late_us;
@@ -113,7 +101,8 @@ dir_flush(struct relay_dir *d)
 		evtimer_add(d->d_timer, &tv);
 	}
 	if (d->d_eof && dir_queued(d) == 0) {
-		relay_close(s, d->d_name[0] == 'c' ? "client closed" : "server closed");
+		relay_close(d->d_session, d->d_name[0] == 'c' ? "client closed" :
+		    "server closed");
 		return -1;
 	}
 	dir_throttle(d);

@@ -2,24 +2,31 @@
 # The benchmark behind `make bench`: the same load (loadgen, closed loop) against every variant
 # (session-memory, session-sticky, session-redis, jwt-hs256, jwt-es256), each a cluster of N
 # instances behind one balancer. All clusters stay up for the whole run; after a warm-up the
-# variants are interleaved round by round (the order rotates) so that the machine's drift hits
-# them alike, and the medians over the rounds are reported. Writes into the output directory:
-#   raw/VARIANT-rK.json   loadgen's JSON report of every run, plus its CPU accounting
-#   results.md            the Markdown table; results.json the same numbers
-#   throughput.svg, latency.svg, failures.svg, cpu.svg   gnuplot charts
+# runs are interleaved round by round (the order rotates) so that the machine's drift hits
+# them alike, and the medians over the rounds are reported. With --redis-rtt every variant runs
+# once per round-trip time, with bin/relay adding that distance between the servers and Redis.
+# With --failover, one more loadgen run while a backend is SIGKILLed and started again; with
+# --failover-redis, one on a session-redis-ha cluster while its Redis master is SIGKILLed. Writes
+# into the output directory:
+#   raw/KEY-rK.json       loadgen's JSON report of every run, plus its CPU accounting
+#   meta.json             the settings, the runs and the exact command
+#   results.md, results.json, one SVG per chart and report.html (scripts/bench_report.py)
 # and, unless --no-wrk, the loadgen-to-wrk requests/s ratio on a trivial endpoint.
 set -euo pipefail
 # shellcheck disable=SC2034 # read by lib.sh
 LIB_PROG=bench.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256"
+ALL_VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256 jwt-hs256-revoke jwt-refresh"
+DEFAULT_VARIANTS="session-memory session-sticky session-redis jwt-hs256 jwt-es256"
+RTT_VARIANTS="session-redis jwt-hs256-revoke jwt-refresh jwt-hs256"
 
 usage() {
 	cat <<EOF
 usage: scripts/bench.sh [--balancer ours|haproxy|nginx] [--instances N] [--rounds R]
                         [--duration SECONDS] [--warmup SECONDS] [--users N]
                         [--concurrency C] [--threads T] [--variants "V1 V2 ..."]
+                        [--redis-rtt MS[,MS...]] [--failover] [--failover-redis]
                         [--out DIR] [--no-wrk]
 
   --balancer        which balancer fronts every cluster (default ours)
@@ -31,6 +38,14 @@ usage: scripts/bench.sh [--balancer ours|haproxy|nginx] [--instances N] [--round
   --concurrency C   connections (default: one per user)
   --threads T       loadgen event-loop threads (default 1)
   --variants LIST   a subset of: $ALL_VARIANTS
+                    (default: $DEFAULT_VARIANTS;
+                    with --redis-rtt: $RTT_VARIANTS)
+  --redis-rtt LIST  run every variant at each of these round trips (ms) between the servers
+                    and Redis, through bin/relay (0 still goes through it), e.g. 0,0.2,1,2,5
+  --failover        also run loadgen on the first variant for 12 s while app1 is SIGKILLed
+                    (at 3 s) and started again (at 7 s); errors per second go into the report
+  --failover-redis  the same on a session-redis-ha cluster (Redis Sentinel: a master, two
+                    replicas, three sentinels) whose Redis master is SIGKILLed at 3 s
   --out DIR         output directory (default bench-results/<timestamp>)
   --no-wrk          skip the loadgen-versus-wrk comparison
 
@@ -39,7 +54,8 @@ EOF
 }
 
 B_BALANCER=ours B_INSTANCES=3 ROUNDS=5 DURATION=4 WARMUP=2 B_USERS=24 B_CONC='' B_THREADS=1
-VARIANTS=$ALL_VARIANTS OUT='' WRK=1
+VARIANTS='' OUT='' WRK=1 RTTS='' FAILOVER=0 FAILOVER_REDIS=0
+COMMAND="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--balancer) lib_optarg B_BALANCER "$@"; shift 2 ;;
@@ -53,6 +69,9 @@ while [ $# -gt 0 ]; do
 	--variants) lib_optarg VARIANTS "$@"; shift 2 ;;
 	--out) lib_optarg OUT "$@"; shift 2 ;;
 	--no-wrk) WRK=0; shift ;;
+	--redis-rtt) lib_optarg RTTS "$@"; shift 2 ;;
+	--failover) FAILOVER=1; shift ;;
+	--failover-redis) FAILOVER_REDIS=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
@@ -69,11 +88,24 @@ for v in $VARIANTS; do
 	case " $ALL_VARIANTS " in *" $v "*) ;; *)
 		echo "bench.sh: unknown variant '$v' (one of: $ALL_VARIANTS)" >&2; exit 2 ;; esac
 done
-[ -n "$VARIANTS" ] || { echo "bench.sh: --variants is empty" >&2; exit 2; }
+if [ -z "$VARIANTS" ]; then
+	VARIANTS=$DEFAULT_VARIANTS
+	[ -z "$RTTS" ] || VARIANTS=$RTT_VARIANTS
+fi
+RTTS=${RTTS//,/ }
+for t in $RTTS; do
+	case $t in *[!0-9.]* | *.*.* | .*) echo "bench.sh: --redis-rtt wants milliseconds like 0,0.2,1, not '$t'" >&2; exit 2 ;; esac
+done
+# A run is one variant at one round trip: KEY is the variant, or VARIANT@RTT with --redis-rtt.
+KEYS=""
+for v in $VARIANTS; do
+	if [ -z "$RTTS" ]; then KEYS="$KEYS $v"; else for t in $RTTS; do KEYS="$KEYS $v@$t"; done; fi
+done
+KEYS=${KEYS# }
 B_CONC=${B_CONC:-$B_USERS}
 LOADGEN=$AUTH_BIN/loadgen
 [ -x "$LOADGEN" ] || lib_die "$LOADGEN not found: build it (make) or set AUTH_BIN"
-command -v gnuplot >/dev/null || lib_die "gnuplot is not installed (scripts/deps.sh bench)"
+[ -z "$RTTS" ] || [ -x "$AUTH_BIN/relay" ] || lib_die "$AUTH_BIN/relay not found: build it (make)"
 if [ "$WRK" = 1 ] && ! command -v wrk >/dev/null; then
 	echo "bench.sh: wrk is not installed: skipping the loadgen-versus-wrk comparison" >&2
 	WRK=0
@@ -96,7 +128,7 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The processes a cluster runs on: servers, balancer (nginx's workers too) and Redis.
+# The processes a cluster runs on: servers, balancer (nginx's workers too), Redis and the relay.
 cluster_pids() {
 	local env=$OUT/run/$1/cluster.env pids
 	pids=$(sed -n 's/^PID_[A-Za-z0-9_]*=\([0-9][0-9]*\)$/\1/p' "$env")
@@ -128,6 +160,8 @@ bench_run() {
 		pids=$(cluster_pids "$v")
 		# shellcheck disable=SC2086
 		before=$(cpu_ticks $pids)
+		# jwt-refresh's users also trade their refresh token once 3/4 of the token's life is over.
+		[ "$VARIANT" != jwt-refresh ] || FLOW=refresh
 		"$LOADGEN" --url "$BALANCER_URL" --cacert "$CA" --flow "$FLOW" \
 			--credentials "$CREDENTIALS" --users "$B_USERS" --concurrency "$B_CONC" \
 			--threads "$B_THREADS" --duration "$secs" --timeout 5 \
@@ -138,9 +172,10 @@ bench_run() {
 		"$PYTHON" - "$OUT/raw/$name.json.tmp" "$OUT/raw/$name.json" "$v" \
 			"$((after - before))" "$(getconf CLK_TCK)" "$pids" <<'EOF'
 import json, sys
-src, dst, variant, ticks, hz, pids = sys.argv[1:]
+src, dst, key, ticks, hz, pids = sys.argv[1:]
 r = json.load(open(src))
-r["variant"] = variant
+r["variant"], _, rtt = key.partition("@")
+r["redis_rtt_ms"] = float(rtt) if rtt else None
 r["cluster_cpu_s"] = int(ticks) / int(hz)
 r["cluster_pids"] = [int(p) for p in pids.split()]
 json.dump(r, open(dst, "w"), indent=2, sort_keys=True)
@@ -154,36 +189,84 @@ EOF
 # Cheap password hashes: each user logs in once per run, and the benchmark is about the requests
 # that follow (the login's scrypt cost is the same in every variant anyway).
 export CLUSTER_LN=${CLUSTER_LN:-8}
-for v in $VARIANTS; do
-	say "starting $v: $B_INSTANCES instances behind $B_BALANCER"
-	STARTED="$STARTED $v"
-	"$LIB_ROOT/scripts/cluster.sh" up "$v" --instances "$B_INSTANCES" --balancer "$B_BALANCER" \
-		--dir "$OUT/run/$v" --quiet
+for k in $KEYS; do
+	say "starting $k: $B_INSTANCES instances behind $B_BALANCER"
+	STARTED="$STARTED $k"
+	v=${k%@*} t=''
+	[ "$k" = "$v" ] || t=${k#*@}
+	CLUSTER_REDIS_RTT=$t "$LIB_ROOT/scripts/cluster.sh" up "$v" --instances "$B_INSTANCES" \
+		--balancer "$B_BALANCER" --dir "$OUT/run/$k" --quiet
 done
+if [ "$FAILOVER_REDIS" = 1 ]; then
+	say "starting session-redis-ha for the Redis failover: $B_INSTANCES instances behind $B_BALANCER"
+	STARTED="$STARTED redis-ha"
+	"$LIB_ROOT/scripts/cluster.sh" up session-redis-ha --instances "$B_INSTANCES" \
+		--balancer "$B_BALANCER" --dir "$OUT/run/redis-ha" --quiet
+fi
 
 # ---- warm-up and rounds --------------------------------------------------------------------
 
-for v in $VARIANTS; do
-	say "warm-up $v (${WARMUP}s)"
-	bench_run "$v" "warmup-$v" "$WARMUP"
+for k in $KEYS; do
+	say "warm-up $k (${WARMUP}s)"
+	bench_run "$k" "warmup-$k" "$WARMUP"
 done
 # shellcheck disable=SC2086 # a space-separated list
-set -- $VARIANTS
+set -- $KEYS
 NV=$#
 for r in $(seq 1 "$ROUNDS"); do
-	# Rotate the order each round so no variant always runs first or last.
-	order=$(echo "$VARIANTS" | tr ' ' '\n' | awk -v s=$(((r - 1) % NV)) -v n="$NV" \
+	# Rotate the order each round so no run always comes first or last.
+	order=$(echo "$KEYS" | tr ' ' '\n' | awk -v s=$(((r - 1) % NV)) -v n="$NV" \
 		'{ v[NR - 1] = $0 } END { for (i = 0; i < n; i++) print v[(i + s) % n] }')
-	for v in $order; do
-		say "round $r/$ROUNDS: $v (${DURATION}s)"
-		bench_run "$v" "$v-r$r" "$DURATION"
+	for k in $order; do
+		say "round $r/$ROUNDS: $k (${DURATION}s)"
+		bench_run "$k" "$k-r$r" "$DURATION"
 	done
 done
+
+# ---- failover under load -----------------------------------------------------------------------
+
+# loadgen for 12 s on the cluster in run/KEY while its process NAME (app1, or redis: the master)
+# gets SIGKILL at 3 s; app1 is started again at 7 s, Redis comes back through Sentinel by
+# itself. Writes raw/failover-NAME.json and raw/failover-NAME.events ("SECONDS WHAT" lines,
+# on the clock loadgen started on). Usage: failover_run NAME KEY
+failover_run() {
+	local name=$1 k=$2
+	say "failover under load on $k: $name killed at 3 s"
+	(
+		# shellcheck disable=SC1090,SC1091
+		. "$OUT/run/$k/cluster.env"
+		ev=$OUT/raw/failover-$name.events
+		t0=$(date +%s.%N)
+		"$LOADGEN" --url "$BALANCER_URL" --cacert "$CA" --flow "$FLOW" \
+			--credentials "$CREDENTIALS" --users "$B_USERS" --concurrency "$B_CONC" \
+			--threads "$B_THREADS" --duration 12 --timeout 2 --json "$OUT/raw/failover-$name.json" \
+			>"$OUT/raw/failover-$name.txt" 2>"$OUT/raw/failover-$name.err" &
+		lg=$!
+		sleep 3
+		read -r pid _ <"$RUNDIR/pids/$name.pid"
+		kill -KILL "$pid"
+		echo "$(date +%s.%N) $name killed" >"$ev"
+		if [ "$name" = app1 ]; then
+			sleep 4
+			"$LIB_ROOT/scripts/cluster.sh" start-server app1 --dir "$RUNDIR" >/dev/null
+			echo "$(date +%s.%N) app1 listening again" >>"$ev"
+		fi
+		wait "$lg" || true
+		awk -v t0="$t0" '{ $1 = sprintf("%.2f", $1 - t0); print }' "$ev" >"$ev.tmp" && mv "$ev.tmp" "$ev"
+	)
+	[ -s "$OUT/raw/failover-$name.json" ] ||
+		lib_die "loadgen wrote no failover report: $(cat "$OUT/raw/failover-$name.err")"
+	FAILOVERS="$FAILOVERS $name:$k"
+}
+
+FAILOVERS=''
+if [ "$FAILOVER" = 1 ]; then failover_run app1 "${KEYS%% *}"; fi
+if [ "$FAILOVER_REDIS" = 1 ]; then failover_run redis redis-ha; fi
 
 # ---- loadgen versus wrk on a trivial endpoint --------------------------------------------------
 
 if [ "$WRK" = 1 ]; then
-	first=${VARIANTS%% *}
+	first=${KEYS%% *}
 	target=$(sed -n 's/^SERVER_app1=//p' "$OUT/run/$first/cluster.env")
 	: >"$OUT/raw/wrk-compare.txt"
 	for r in 1 2 3 4 5; do
@@ -199,125 +282,36 @@ fi
 bench_cleanup
 STARTED=""
 
-# ---- medians, table, charts -----------------------------------------------------------------
+# ---- medians, table, charts, report ------------------------------------------------------------
 
-say "writing $OUT/results.md and the charts"
-# shellcheck disable=SC2086 # one argument per variant
-"$PYTHON" - "$OUT" "$B_BALANCER" "$B_INSTANCES" "$ROUNDS" "$DURATION" "$B_USERS" "$B_CONC" "$B_THREADS" \
-	$VARIANTS <<'EOF'
-import json, os, statistics, sys
-
-out, balancer, instances, rounds, duration, users, conc, threads = sys.argv[1:9]
-variants = sys.argv[9:]
-n = int(instances)
-med = statistics.median
-rows = []
-for v in variants:
-    runs = [json.load(open(os.path.join(out, "raw", f"{v}-r{k}.json"))) for k in range(1, int(rounds) + 1)]
-    reqs = [r["requests"] for r in runs]
-    errors = [sum(r["errors"].values()) for r in runs]
-    rows.append({
-        "variant": v,
-        "rps": med([r["rps"] for r in runs]),
-        "rps_min": min(r["rps"] for r in runs),
-        "rps_max": max(r["rps"] for r in runs),
-        "p50": med([r["latency_ms"]["p50"] for r in runs]),
-        "p90": med([r["latency_ms"]["p90"] for r in runs]),
-        "p99": med([r["latency_ms"]["p99"] for r in runs]),
-        "p999": med([r["latency_ms"]["p999"] for r in runs]),
-        "auth_failure_pct": 100 * med([r["auth_failure_rate"] for r in runs]),
-        "error_pct": 100 * med([e / max(1, q + e) for e, q in zip(errors, reqs)]),
-        "cpu_us_per_req": med([1e6 * r["cluster_cpu_s"] / r["requests"] if r["requests"] else 0
-                               for r in runs]),
-        "requests": sum(reqs),
-        "backends": sorted({b for r in runs for b in r["backends"]}),
-    })
-
-wrk = None
-path = os.path.join(out, "raw", "wrk-compare.txt")
-if os.path.exists(path):
-    pairs = [tuple(map(float, l.split())) for l in open(path) if len(l.split()) == 2]
-    if pairs:
-        wrk = {"wrk_rps": med([a for a, _ in pairs]), "loadgen_rps": med([b for _, b in pairs]),
-               "ratio": med([b / a for a, b in pairs if a > 0])}
-
-json.dump({"balancer": balancer, "instances": n, "rounds": int(rounds), "duration_s": float(duration),
-           "users": int(users), "concurrency": int(conc), "threads": int(threads),
-           "variants": rows, "wrk_comparison": wrk},
-          open(os.path.join(out, "results.json"), "w"), indent=2)
-
-with open(os.path.join(out, "summary.dat"), "w") as f:
-    f.write("# variant rps p50 p90 p99 p999 auth_failure_pct cpu_us_per_req\n")
-    for r in rows:
-        f.write(f'{r["variant"]} {r["rps"]:.1f} {r["p50"]:.3f} {r["p90"]:.3f} {r["p99"]:.3f} '
-                f'{r["p999"]:.3f} {r["auth_failure_pct"]:.2f} {r["cpu_us_per_req"]:.1f}\n')
-
-md = [f"# Benchmark: sessions versus JWT behind a round-robin balancer", "",
-      f"{n} instances per variant behind the **{balancer}** balancer (HTTPS); loadgen closed loop, "
-      f"{users} virtual users on {conc} connections, {threads} thread(s); medians of {rounds} rounds "
-      f"of {duration} s, variants interleaved round by round after a warm-up. Each user logs in "
-      f"once, then asks for /profile.", "",
-      "| variant | requests/s | p50 ms | p99 ms | auth failures | other errors | CPU µs/request |",
-      "|---|---:|---:|---:|---:|---:|---:|"]
-for r in rows:
-    md.append(f'| {r["variant"]} | {r["rps"]:.0f} ({r["rps_min"]:.0f}–{r["rps_max"]:.0f}) | '
-              f'{r["p50"]:.2f} | {r["p99"]:.2f} | {r["auth_failure_pct"]:.1f}% | '
-              f'{r["error_pct"]:.2f}% | {r["cpu_us_per_req"]:.0f} |')
-md += ["", f"Expected auth-failure rate for session-memory with round robin: (N-1)/N = "
-       f"{100 * (n - 1) / n:.1f}%; 0% for every other variant.",
-       "CPU µs/request: user+system time of the cluster's processes (servers, balancer, Redis) "
-       "from /proc/PID/stat over the run, divided by the requests answered."]
-if wrk:
-    md += ["", f'loadgen versus wrk on a trivial endpoint (GET /healthz of one server, 10 connections, '
-           f'{threads} thread(s), median of 5 interleaved runs): wrk {wrk["wrk_rps"]:.0f} req/s, loadgen '
-           f'{wrk["loadgen_rps"]:.0f} req/s, ratio **{wrk["ratio"]:.2f}**.']
-md += ["", "Charts: throughput.svg, latency.svg, failures.svg, cpu.svg. Raw reports: raw/."]
-open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
+say "writing $OUT/results.md, the charts and report.html"
+# shellcheck disable=SC2086 # one argument per run
+"$PYTHON" - "$OUT" "$COMMAND" "$B_BALANCER" "$B_INSTANCES" "$ROUNDS" "$DURATION" "$B_USERS" \
+	"$B_CONC" "$B_THREADS" "$AUTH_BIN" "$FAILOVERS" $KEYS <<'EOF'
+import json, os, sys
+out, command, balancer, n, rounds, duration, users, conc, threads, bin_, failovers = sys.argv[1:12]
+runs = []
+for key in sys.argv[12:]:
+    variant, _, rtt = key.partition("@")
+    runs.append({"key": key, "variant": variant, "redis_rtt_ms": float(rtt) if rtt else None})
+meta = {"command": command, "balancer": balancer, "instances": int(n), "rounds": int(rounds),
+        "duration_s": float(duration), "users": int(users), "concurrency": int(conc),
+        "threads": int(threads), "runs": runs,
+        "versions": {"loadgen": [os.path.join(bin_, "loadgen"), "--version"],
+                     "redis-server": ["redis-server", "--version"],
+                     "haproxy": ["haproxy", "-v"], "nginx": ["nginx", "-v"],
+                     "OpenSSL": ["openssl", "version"], "C compiler": ["cc", "--version"],
+                     "libevent": ["pkg-config", "--modversion", "libevent"],
+                     "Python": [sys.executable, "--version"]}}
+meta["failovers"] = []
+for f in failovers.split():
+    name, key = f.split(":", 1)
+    events = [line.split(None, 1) for line in open(os.path.join(out, "raw", f"failover-{name}.events"))]
+    meta["failovers"].append({"name": name, "variant": "session-redis-ha" if name == "redis" else key,
+                              "report": f"failover-{name}.json",
+                              "events": [{"what": w.strip(), "t": float(t)} for t, w in events]})
+json.dump(meta, open(os.path.join(out, "meta.json"), "w"), indent=2)
 EOF
-
-(
-	cd "$OUT"
-	gnuplot <<'EOF'
-set terminal svg size 820,440 dynamic enhanced font "sans,11" background rgb "white"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set key top right
-set xtics noenhanced
-set yrange [0:*]
-
-set output "throughput.svg"
-set title "Throughput per variant (median requests/s)"
-set ylabel "requests/s"
-plot "summary.dat" using 2:xtic(1) title "requests/s" linecolor rgb "#4477aa", \
-     "" using 0:2:(sprintf("%.0f", $2)) with labels offset char 0,0.8 notitle
-
-set output "failures.svg"
-set title "Authentication failures (401 after a successful login)"
-set ylabel "% of profile requests"
-set yrange [0:100]
-plot "summary.dat" using 7:xtic(1) title "auth failures %" linecolor rgb "#cc3311", \
-     "" using 0:7:(sprintf("%.1f%%", $7)) with labels offset char 0,0.8 notitle
-
-set output "cpu.svg"
-set title "Cluster CPU time per request (servers + balancer + Redis)"
-set ylabel "µs per request"
-set yrange [0:*]
-plot "summary.dat" using 8:xtic(1) title "CPU µs/request" linecolor rgb "#228833", \
-     "" using 0:8:(sprintf("%.0f", $8)) with labels offset char 0,0.8 notitle
-
-set output "latency.svg"
-set title "Latency percentiles (median over rounds)"
-set ylabel "milliseconds (log scale)"
-set logscale y
-set yrange [0.1:*]
-plot "summary.dat" using 3:xtic(1) title "p50" linecolor rgb "#66ccee", \
-     "" using 4 title "p90" linecolor rgb "#4477aa", \
-     "" using 5 title "p99" linecolor rgb "#aa3377", \
-     "" using 6 title "p99.9" linecolor rgb "#ee6677"
-EOF
-)
+"$PYTHON" "$LIB_ROOT/scripts/bench_report.py" --out "$OUT"
 cat "$OUT/results.md"
-say "done: $OUT"
+say "done: $OUT/report.html"

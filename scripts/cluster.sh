@@ -57,10 +57,11 @@ EOF
 # Starts one program in the background with its output in logs/NAME.log and records its pid and
 # its command line (so start-server can start it again). Usage: cluster_spawn NAME ARGV...
 cluster_spawn() {
-	local name=$1
+	local name=$1 ns
 	shift
 	printf '%q ' "$@" >"$RUNDIR/cmds/$name"
-	"$@" >>"$RUNDIR/logs/$name.log" 2>&1 </dev/null &
+	ns=${NETNS_NS[$name]:-}
+	${ns:+ip netns exec "$ns"} "$@" >>"$RUNDIR/logs/$name.log" 2>&1 </dev/null &
 	echo "$! ${1##*/}" >"$RUNDIR/pids/$name.pid"
 }
 
@@ -77,8 +78,8 @@ cluster_pidwords() {
 cluster_wait() {
 	local name=$1 port=$2 pid prog
 	read -r pid prog <"$RUNDIR/pids/$name.pid"
-	if ! lib_wait_port "$port" "$pid" "$prog" "${CLUSTER_START_TIMEOUT:-20}"; then
-		echo "cluster.sh: $name ($prog) did not start listening on 127.0.0.1:$port; its log:" >&2
+	if ! netns_wait_port "$(host_of "$name")" "$port" "$pid" "$prog"; then
+		echo "cluster.sh: $name ($prog) did not start listening on $(host_of "$name"):$port; its log:" >&2
 		tail -n 20 "$RUNDIR/logs/$name.log" >&2 || true
 		return 1
 	fi
@@ -97,9 +98,10 @@ cluster_stop_dir() {
 	# Sentinels before the Redis servers, so that stopping a master starts no failover.
 	words=$(cluster_pidwords "$dir"/pids/sentinel*.pid)
 	[ -z "$words" ] || lib_stop 10 $words
-	words=$(cluster_pidwords "$dir"/pids/redis*.pid)
+	words=$(cluster_pidwords "$dir"/pids/redis*.pid "$dir/pids/relay.pid")
 	[ -z "$words" ] || lib_stop 10 $words
 	rm -f "$dir"/pids/*.pid
+	netns_remove "$dir"
 }
 
 cluster_any_alive() {
@@ -134,7 +136,11 @@ need_bin() {
 # a certificate for localhost and 127.0.0.1.
 cluster_certs() {
 	local d=$RUNDIR/tls
-	"$LIB_ROOT/scripts/mkcert.sh" "$d" >"$RUNDIR/logs/mkcert.log" 2>&1 ||
+	local ca_dir=${MKCERT_CA_DIR:-}
+	# A kept CA signs loopback names only (name constraints): hosts apart gets a CA of its own.
+	[ -z "$NETNS_BR" ] || ca_dir=''
+	MKCERT_CA_DIR=$ca_dir MKCERT_IP=${NETNS_ADDR[balancer]:-} "$LIB_ROOT/scripts/mkcert.sh" "$d" \
+		>"$RUNDIR/logs/mkcert.log" 2>&1 ||
 		{ cat "$RUNDIR/logs/mkcert.log" >&2; lib_die "scripts/mkcert.sh failed"; }
 	CA=$d/ca.pem CERT=$d/cert.pem KEY_PEM=$d/key.pem
 }
@@ -164,8 +170,8 @@ cluster_redis_start() {
 	local name=$1 port=$2 conf=$RUNDIR/redis/$1.conf
 	mkdir -p "$RUNDIR/redis/$name"
 	(umask 077 && {
-		printf 'port %s\nbind 127.0.0.1\nprotected-mode yes\ndaemonize no\ndir %s\n' \
-			"$port" "$RUNDIR/redis/$name"
+		printf 'port %s\nbind %s\nprotected-mode yes\ndaemonize no\ndir %s\n' \
+			"$port" "$(host_of "$name")" "$RUNDIR/redis/$name"
 		printf 'requirepass "%s"\n' "$REDIS_PASSWORD"
 		cat
 	} >"$conf")
@@ -186,7 +192,7 @@ cluster_redis() {
 	(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$REDIS_PASSWORD_FILE")
 	REDIS_PASSWORD=$(cat "$REDIS_PASSWORD_FILE")
 	cluster_redis_data_conf | cluster_redis_start redis "$REDIS_PORT"
-	REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+	REDIS_URL=redis://$(host_of redis):$REDIS_PORT
 	case $VARIANT in *-ha) ;; *) return 0 ;; esac
 	for i in 1 2; do
 		{ cluster_redis_data_conf; echo "replicaof 127.0.0.1 $REDIS_PORT"; } |
@@ -202,6 +208,121 @@ cluster_redis() {
 		sentinels="$sentinels${sentinels:+,}127.0.0.1:$p"
 	done
 	REDIS_URL="redis-sentinel://$sentinels#$REDIS_MASTER"
+}
+
+# ---- hosts apart: a network namespace per process (--netns, root only) ------------------------
+
+# With --netns (or CLUSTER_NETNS=1) every server, the balancer and Redis run in a network
+# namespace of their own with one address on a bridge, 10.213.K.0/24; the bridge's own address,
+# 10.213.K.1, is the host the clients run on. Nothing relies on loopback: the servers listen on
+# their bridge address and trust X-Forwarded-* only from the balancer's, the balancer forwards
+# the client's real address and checks health over the bridge. RUNDIR/netns records what was
+# made (the bridge, then "host NAME NAMESPACE ADDRESS" lines), so that down removes all of it.
+declare -A NETNS_NS=() NETNS_ADDR=()
+NETNS_BR='' NETNS_CLIENT=''
+
+# Where NAME (app1.., balancer, redis, relay) listens: its bridge address, or loopback.
+host_of() {
+	echo "${NETNS_ADDR[$1]:-127.0.0.1}"
+}
+
+# Like lib_wait_port, on any address: until HOST:PORT accepts, PID (PROG) dies, or the timeout.
+netns_wait_port() {
+	local host=$1 port=$2 pid=$3 prog=$4 i=0
+	[ "$host" != 127.0.0.1 ] || { lib_wait_port "$port" "$pid" "$prog" "${CLUSTER_START_TIMEOUT:-20}"; return; }
+	while [ "$i" -lt $((${CLUSTER_START_TIMEOUT:-20} * 20)) ]; do
+		lib_alive "$pid" "$prog" || return 1
+		(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# A namespace au<K>-NAME, its end of a veth pair named eth0 with 10.213.K.N, the other end on
+# the bridge. Usage: netns_host NAME K N
+netns_host() {
+	local name=$1 k=$2 n=$3 ns="au$2-$1" veth="au$2h$3"
+	ip netns add "$ns"
+	echo "host $name $ns 10.213.$k.$n" >>"$RUNDIR/netns"
+	ip link add "$veth" type veth peer name eth0 netns "$ns"
+	ip link set "$veth" master "aubr$k" up
+	ip -n "$ns" addr add "10.213.$k.$n/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" link set lo up
+	NETNS_NS[$name]=$ns NETNS_ADDR[$name]=10.213.$k.$n
+}
+
+# The bridge (the first free aubr<K>) and one namespace per process of the cluster.
+netns_create() {
+	local k i
+	[ "$(id -u)" = 0 ] || lib_die "--netns needs root: it makes network namespaces and a bridge"
+	command -v ip >/dev/null || lib_die "--netns needs iproute2's ip command"
+	[ "$BALANCER" = ours ] || lib_die "--netns runs our balancer only (--balancer ours)"
+	case $VARIANT in *-ha) lib_die "--netns runs one Redis, not the Sentinel (-ha) variants" ;; esac
+	for k in $(seq 1 250); do
+		ip link add "aubr$k" type bridge 2>/dev/null && break
+		[ "$k" -lt 250 ] || lib_die "no free bridge name (aubr1 to aubr250 all exist)"
+	done
+	NETNS_BR=aubr$k NETNS_CLIENT=10.213.$k.1
+	echo "bridge $NETNS_BR $NETNS_CLIENT" >"$RUNDIR/netns"
+	ip addr add "$NETNS_CLIENT/24" dev "$NETNS_BR"
+	ip link set "$NETNS_BR" up
+	netns_host balancer "$k" 2
+	case $VARIANT in session-redis | jwt-hs256-revoke | jwt-refresh) netns_host redis "$k" 3 ;; esac
+	for i in $(seq 1 "$INSTANCES"); do
+		netns_host "app$i" "$k" $((10 + i))
+	done
+	netns_relay
+}
+
+# The relay (CLUSTER_REDIS_RTT) runs beside Redis, in its namespace.
+netns_relay() {
+	[ -z "${NETNS_NS[redis]:-}" ] || NETNS_NS[relay]=${NETNS_NS[redis]} NETNS_ADDR[relay]=${NETNS_ADDR[redis]}
+}
+
+# Reads RUNDIR/netns back (for start-server).
+netns_load() {
+	local kind a b c
+	[ -r "$1/netns" ] || return 0
+	while read -r kind a b c; do
+		case $kind in
+		bridge) NETNS_BR=$a NETNS_CLIENT=$b ;;
+		host) NETNS_NS[$a]=$b NETNS_ADDR[$a]=$c ;;
+		esac
+	done <"$1/netns"
+	netns_relay
+}
+
+# Removes the namespaces (their veth pairs go with them) and the bridge recorded in DIR/netns.
+netns_remove() {
+	local kind a b c br=''
+	[ -r "$1/netns" ] || return 0
+	while read -r kind a b c; do
+		case $kind in
+		bridge) br=$a ;;
+		host) ip netns del "$b" 2>/dev/null || true ;;
+		esac
+	done <"$1/netns"
+	[ -z "$br" ] || ip link del "$br" 2>/dev/null || true
+	rm -f "$1/netns"
+}
+
+# ---- network distance to Redis (scripts/bench.sh --redis-rtt) --------------------------------
+
+# With CLUSTER_REDIS_RTT=MS set, the servers reach Redis through bin/relay, which adds that round
+# trip: REDIS_URL is pointed at the relay, and REDIS_RTT_MS goes into cluster.env.
+cluster_relay() {
+	local port
+	need_bin "$AUTH_BIN/relay"
+	case $VARIANT in *-ha) lib_die "CLUSTER_REDIS_RTT: the relay sits before one Redis, not a Sentinel set" ;; esac
+	# A port chosen with the others (one the -ha variants' replicas would use), so that it
+	# cannot be one of theirs.
+	port=${REDIS_PORTS[1]}
+	cluster_spawn relay "$AUTH_BIN/relay" --listen "$(host_of relay):$port" \
+		--target "$(host_of redis):$REDIS_PORT" --rtt "$CLUSTER_REDIS_RTT" --quiet
+	cluster_wait relay "$port"
+	REDIS_URL=${REDIS_URL/$(host_of redis):$REDIS_PORT/$(host_of relay):$port}
 }
 
 # The servers' argv, minus --listen and --id.
@@ -235,12 +356,12 @@ cluster_server_argv() {
 cluster_balancer_ours() {
 	local args=() i
 	for i in $(seq 1 "$INSTANCES"); do
-		args+=(--backend "127.0.0.1:${PORTS[$i]}")
+		args+=(--backend "$(host_of "app$i"):${PORTS[$i]}")
 	done
 	[ "$STICKY" = 1 ] && args+=(--sticky)
-	cluster_spawn balancer "$AUTH_BIN/balancer" --tls-listen "127.0.0.1:$PORT" --cert "$CERT" \
-		--key "$KEY_PEM" --admin "127.0.0.1:$ADMIN_PORT" --health-interval 500 "${args[@]}"
-	ADMIN_URL=http://127.0.0.1:$ADMIN_PORT/status
+	cluster_spawn balancer "$AUTH_BIN/balancer" --tls-listen "$(host_of balancer):$PORT" --cert "$CERT" \
+		--key "$KEY_PEM" --admin "$(host_of balancer):$ADMIN_PORT" --health-interval 500 "${args[@]}"
+	ADMIN_URL=http://$(host_of balancer):$ADMIN_PORT/status
 }
 
 # The backends as "127.0.0.1:PORT ..." for proxyconf.sh.
@@ -293,7 +414,7 @@ cluster_ready() {
 	hdr=$RUNDIR/logs/.ready-headers
 	while [ "$i" -lt $((${CLUSTER_START_TIMEOUT:-20} * 10)) ]; do
 		code=$(curl -s -o /dev/null -D "$hdr" -w '%{http_code}' --max-time 2 --cacert "$CA" \
-			"https://127.0.0.1:$PORT/healthz" 2>/dev/null) || code=000
+			"https://$(host_of balancer):$PORT/healthz" 2>/dev/null) || code=000
 		if [ "$code" = 200 ]; then
 			who=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Ss]erved-[Bb]y: *//p' | head -n 1)
 			case "$seen" in *" $who "*) ;; *) [ -n "$who" ] && seen="$seen$who " ;; esac
@@ -327,7 +448,7 @@ cluster_write_env() {
 		env_line INSTANCES "$INSTANCES"
 		env_line FLOW "${VARIANT%%-*}"
 		env_line STICKY "$STICKY"
-		env_line BALANCER_URL "https://127.0.0.1:$PORT"
+		env_line BALANCER_URL "https://$(host_of balancer):$PORT"
 		env_line BALANCER_PORT "$PORT"
 		env_line ADMIN_URL "$ADMIN_URL"
 		env_line CA "$CA"
@@ -339,9 +460,11 @@ cluster_write_env() {
 		env_line JWT_KEY "${KEYFILE:-}"
 		env_line REDIS_URL "${REDIS_URL:-}"
 		env_line REDIS_PASSWORD_FILE "${REDIS_PASSWORD_FILE:-}"
+		[ -z "$NETNS_BR" ] || env_line CLIENT_ADDR "$NETNS_CLIENT"
+		[ ! -f "$RUNDIR/pids/relay.pid" ] || env_line REDIS_RTT_MS "$CLUSTER_REDIS_RTT"
 		for i in $(seq 1 "$INSTANCES"); do
 			read -r pid prog <"$RUNDIR/pids/app$i.pid"
-			env_line "SERVER_app$i" "127.0.0.1:${PORTS[$i]}"
+			env_line "SERVER_app$i" "$(host_of "app$i"):${PORTS[$i]}"
 			env_line "PID_app$i" "$pid"
 			names="$names${names:+,}app$i"
 		done
@@ -373,7 +496,7 @@ cmd_up() {
 	shift
 	case " $VARIANTS " in *" $VARIANT "*) ;; *)
 		echo "cluster.sh: unknown variant '$VARIANT' (one of: $VARIANTS)" >&2; exit 2 ;; esac
-	INSTANCES=3 BALANCER=ours PORT='' DIR=''
+	INSTANCES=3 BALANCER=ours PORT='' DIR='' NETNS=${CLUSTER_NETNS:-0}
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--instances) lib_optarg INSTANCES "$@"; shift 2 ;;
@@ -381,6 +504,7 @@ cmd_up() {
 		--dir) lib_optarg DIR "$@"; shift 2 ;;
 		--port) lib_optarg PORT "$@"; shift 2 ;;
 		--quiet) quiet=1; shift ;;
+		--netns) NETNS=1; shift ;;
 		*) echo "cluster.sh: unknown option '$1'" >&2; exit 2 ;;
 		esac
 	done
@@ -403,6 +527,7 @@ cmd_up() {
 	case $VARIANT in session-*) need_bin "$AUTH_BIN/session_server" ;; *) need_bin "$AUTH_BIN/jwt_server" ;; esac
 	[ "$BALANCER" = ours ] && need_bin "$AUTH_BIN/balancer"
 
+	netns_remove "$RUNDIR"	# what a crashed run may have left
 	# Only what we create is removed: --dir may name a directory that holds other things.
 	rm -rf "$RUNDIR/pids" "$RUNDIR/logs" "$RUNDIR/cmds" "$RUNDIR/tls" "$RUNDIR/keys" "$RUNDIR/redis" \
 		"$RUNDIR/nginx" "$RUNDIR/haproxy.cfg" "$RUNDIR/cluster.env" "$RUNDIR/users.json" \
@@ -419,6 +544,7 @@ cmd_up() {
 	PORT=${PORT:-${ports[$((INSTANCES + 2))]}}
 	REDIS_PORTS=(unused "${ports[@]:$((INSTANCES + 3)):5}") # 2 replicas, 3 sentinels
 
+	[ "$NETNS" != 1 ] || netns_create
 	cluster_certs
 	cluster_users
 	KEYFILE='' REDIS_URL='' REDIS_PASSWORD_FILE=''
@@ -431,10 +557,12 @@ cmd_up() {
 			{ cat "$RUNDIR/logs/authctl.log" >&2; lib_die "authctl keygen es256 failed"; } ;;
 	esac
 	case $VARIANT in session-redis | jwt-hs256-revoke | *-ha | jwt-refresh) cluster_redis ;; esac
+	[ -z "${CLUSTER_REDIS_RTT:-}" ] || [ -z "$REDIS_URL" ] || cluster_relay
 
 	cluster_server_argv
 	for i in $(seq 1 "$INSTANCES"); do
-		cluster_spawn "app$i" "${SERVER_ARGV[@]}" --listen "127.0.0.1:${PORTS[$i]}" --id "app$i"
+		cluster_spawn "app$i" "${SERVER_ARGV[@]}" ${NETNS_BR:+--trust-proxy "$(host_of balancer)"} \
+			--listen "$(host_of "app$i"):${PORTS[$i]}" --id "app$i"
 	done
 	for i in $(seq 1 "$INSTANCES"); do
 		cluster_wait "app$i" "${PORTS[$i]}"
@@ -447,13 +575,13 @@ cmd_up() {
 	trap - EXIT INT TERM
 	[ "$quiet" = 1 ] && return 0
 	echo "cluster $VARIANT is up: $INSTANCES instances behind $BALANCER"
-	echo "  balancer  https://127.0.0.1:$PORT   (admin: $ADMIN_URL)"
+	echo "  balancer  https://$(host_of balancer):$PORT   (admin: $ADMIN_URL)"
 	for i in $(seq 1 "$INSTANCES"); do
-		echo "  app$i      127.0.0.1:${PORTS[$i]}"
+		echo "  app$i      $(host_of "app$i"):${PORTS[$i]}"
 	done
 	[ -n "$REDIS_URL" ] && echo "  redis     $REDIS_URL"
 	echo "  users     $(echo $DEMO_USERS | tr ' ' ','), passwords in $RUNDIR/credentials.txt (scrypt ln=$USERS_LN)"
-	echo "  try       curl --cacert $CA https://127.0.0.1:$PORT/healthz"
+	echo "  try       curl --cacert $CA https://$(host_of balancer):$PORT/healthz"
 	echo "  stop      scripts/cluster.sh down --dir $RUNDIR"
 }
 
@@ -503,10 +631,10 @@ cmd_status() {
 			read -r pid prog <"$f"
 			if lib_alive "$pid" "$prog"; then state=running; else state=stopped; rc=1; fi
 			health=''
-			port=$(sed -n "s/^SERVER_$name=127.0.0.1://p" "$d/cluster.env" 2>/dev/null || true)
+			port=$(sed -n "s/^SERVER_$name=//p" "$d/cluster.env" 2>/dev/null || true)
 			if [ -n "$port" ] && [ "$state" = running ]; then
 				health="healthz $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-					"http://127.0.0.1:$port/healthz" || true)"
+					"http://$port/healthz" || true)"
 			fi
 			printf '  %-9s pid %-7s %-8s %s\n' "$name" "$pid" "$state" "$health"
 			procs=$((procs + 1))
@@ -555,8 +683,9 @@ cmd_start_server() {
 		lib_die "$ARG is already running"
 	fi
 	eval "argv=($(cat "$RUNDIR/cmds/$ARG"))"
+	netns_load "$RUNDIR"
 	cluster_spawn "$ARG" "${argv[@]}"
-	port=$(sed -n "s/^SERVER_$ARG=127.0.0.1://p" "$RUNDIR/cluster.env")
+	port=$(sed -n "s/^SERVER_$ARG=[^:]*://p" "$RUNDIR/cluster.env")
 	[ -z "$port" ] || cluster_wait "$ARG" "$port"
 }
 

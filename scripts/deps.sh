@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh test|bench|hardening|web
 set -eu
 base="gcc libc6-dev make pkg-config libevent-dev libssl-dev libhiredis-dev libjansson-dev redis-server
-openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light"
+openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light iproute2"
 case "${1:-test}" in
 -h | --help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 bench) want="$base wrk gnuplot-nox" ;;

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Makes a local CA and a server certificate for localhost, 127.0.0.1 and ::1, so that
-# `curl --cacert DIR/ca.pem https://127.0.0.1:PORT/` trusts the balancer without -k.
+# Makes a local CA and a server certificate for localhost, 127.0.0.1 and ::1 (and the address in
+# $MKCERT_IP, if set), so that `curl --cacert DIR/ca.pem https://127.0.0.1:PORT/` trusts the
+# balancer without -k.
 # Usage: scripts/mkcert.sh DIR    (writes DIR/ca.pem, DIR/cert.pem, DIR/key.pem; P-256 keys,
 # valid 30 days). Without MKCERT_CA_DIR the CA is thrown away: its key is deleted once the
 # certificate is signed. With MKCERT_CA_DIR=D the CA is kept in D (ca.pem, ca.key 0600; made once,
@@ -20,7 +21,7 @@ cat > "$tmp/server.cnf" <<CNF
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1${MKCERT_IP:+, IP:$MKCERT_IP}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 CNF

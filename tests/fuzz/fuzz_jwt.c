@@ -7,7 +7,8 @@
  *      fuzzer reaches the header and claims checks behind the signature;
  *   2: the same, signed with the ES256 key;
  *   3: the same, HMAC'd with the ES256 public key PEM as secret (key confusion): never valid.
- * Whatever verifies must carry the alg of the key that signed it and an exp not yet past.
+ * Whatever verifies must carry the alg of the key that signed it and an exp not yet past, and
+ * verifying again (through the verifier's cache of accepted tokens) must give the same answer.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ fuzz_init(void)
 static void
 fuzz_verify(const char *token, size_t len, const char *want_alg)
 {
-	enum jwt_reason why = JWT_NREASONS;
+	enum jwt_reason why = JWT_NREASONS, again, shape;
 	json_t *claims = NULL, *hdr, *pay, *exp;
 	const char *alg;
 	unsigned char *sig;
@@ -77,7 +78,7 @@ fuzz_verify(const char *token, size_t len, const char *want_alg)
 			abort();
 		json_decref(claims);
 		/* Verified means decodable, with the header saying the key's algorithm. */
-		if (jwt_decode(token, len, &hdr, &pay, &sig, &siglen, &why) == -1 ||
+		if (jwt_decode(token, len, &hdr, &pay, &sig, &siglen, &shape) == -1 ||
 		    (alg = json_string_value(json_object_get(hdr, "alg"))) == NULL)
 			abort();
 		if (*want_alg != '\0' ? strcmp(alg, want_alg) != 0 :
@@ -89,6 +90,9 @@ fuzz_verify(const char *token, size_t len, const char *want_alg)
 	} else if (claims != NULL) {
 		abort();
 	}
+	/* A second look gives the same answer, from the cache when the token was accepted. */
+	if (jwt_verify(fuzz_verifier, token, len, FUZZ_NOW, &again, NULL) == -1 || again != why)
+		abort();
 	/* Also strings for display and log lines must exist for every reason. */
 	if (jwt_reason_code(why) == NULL || jwt_reason_text(why) == NULL)
 		abort();

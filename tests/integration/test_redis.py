@@ -48,12 +48,19 @@ class AuthRedis(Proc):
         AuthRedis.__init__(self, self.aof, self.port, self.dir, self.extra)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 @pytest.fixture
 def procs():
+    """Processes a test starts; all stopped afterwards, each with a clean exit and log."""
     started = []
     yield started
+    failed = []
     for p in reversed(started):
-        p.stop()
+        if p.stop() != 0 or any(m in p.logs() for m in SANITIZER_MARKS):
+            failed.append(f"{p.name} exited {p.p.returncode}:\n{p.logs()[-3000:]}")
+    assert not failed, "\n".join(failed)
 
 
 @pytest.fixture
@@ -124,7 +131,7 @@ def test_auth_with_a_password_file_and_with_redis_cli_auth(users_file, pwfile, p
     assert r.status == 200, r
     assert session_profile(s.port, sid_of(r)).json()["username"] == "alice"
     # The session is really in the password-protected Redis.
-    assert redis.cli("DBSIZE") == "1"
+    assert len(redis.cli("KEYS", "sess:*").split()) == 1
     s2 = session_server(users_file, redis.url, env=dict(os.environ, REDISCLI_AUTH=PASSWORD))
     procs.append(s2)
     wait_health(s2.port, 200)
@@ -132,7 +139,7 @@ def test_auth_with_a_password_file_and_with_redis_cli_auth(users_file, pwfile, p
 
 
 def test_wrong_or_missing_password_is_503_with_a_log_line_never_401(users_file, tmp_path, secret,
-                                                                  procs):
+                                                                  pwfile, procs):
     redis = AuthRedis()
     procs.append(redis)
     wrong = str(tmp_path / "wrong")
@@ -150,8 +157,12 @@ def test_wrong_or_missing_password_is_503_with_a_log_line_never_401(users_file, 
         assert r.status == 503 and r.json()["error"] == "store_unavailable", r
         r = session_profile(port, "A" * 43)
         assert r.status == 503 and r.json()["error"] == "store_unavailable", r
-    token = login(j.port).json()["access_token"]
-    r = bearer(j.port, token)
+    r = login(j.port)
+    assert r.status == 503 and r.json()["error"] == "store_unavailable", r
+    good = jwt_server(users_file, secret, redis.url, "--redis-password-file", pwfile)
+    procs.append(good)
+    wait_health(good.port, 200)
+    r = bearer(j.port, login(good.port).json()["access_token"])   # valid, but cannot be checked
     assert r.status == 503 and r.json()["error"] == "store_unavailable", r
     time.sleep(0.3)
     for p in (s, j):
@@ -164,7 +175,7 @@ def test_acl_user_named_in_the_url(users_file, pwfile, procs):
     # The default user's password is different: only USER@ with the file's password gets in.
     redis = AuthRedis()
     procs.append(redis)
-    assert redis.cli("ACL", "SETUSER", "app", "on", ">" + PASSWORD, "~sess:*", "+@all") == "OK"
+    assert redis.cli("ACL", "SETUSER", "app", "on", ">" + PASSWORD, "~*", "+@all") == "OK"
     assert redis.cli("CONFIG", "SET", "requirepass", "other-password-entirely") == "OK"
     host = redis.url[len("redis://"):]
     s = session_server(users_file, f"redis://app@{host}", "--redis-password-file", pwfile)
@@ -253,7 +264,7 @@ def test_redis_wait_confirms_logins_only_when_a_replica_has_them(users_file, pwf
     master = AuthRedis(aof=True)
     procs.append(master)
     s = session_server(users_file, master.url, "--redis-password-file", pwfile,
-                       "--redis-wait", "1:200")
+                       "--redis-wait", "1:1500", "--redis-timeout", "3000")   # a busy machine
     procs.append(s)
     wait_health(s.port, 200)
     r = login(s.port)              # no replica yet: WAIT 1 times out
@@ -311,8 +322,8 @@ def test_sentinel_unreachable_at_start_is_503_then_service_starts_by_itself(user
     wait_health(j.port, 503)
     r = login(s.port)
     assert r.status == 503 and r.json()["error"] == "store_unavailable", r
-    token = login(j.port).json()["access_token"]
-    assert bearer(j.port, token).status == 503
+    r = login(j.port)
+    assert r.status == 503 and r.json()["error"] == "store_unavailable", r
     master = AuthRedis()
     procs.append(master)
     procs.append(Sentinel(master.port, port=ports[1]))   # only the second sentinel ever comes
@@ -343,3 +354,64 @@ def test_failover_drill_under_four_clients(tmp_path, wait):
     if wait:
         assert res["sessions_lost"] == 0, res
     assert r.returncode == 0, r.stdout + r.stderr
+    for dirpath, _, files in os.walk(tmp_path / "run" / "logs"):
+        for name in files:
+            with open(os.path.join(dirpath, name), errors="replace") as f:
+                text = f.read()
+            assert not any(m in text for m in SANITIZER_MARKS), f"{name}:\n{text[-3000:]}"
+
+
+def test_jwt_revoke_ha_follows_a_manual_failover_and_keeps_the_deny_list(tmp_path):
+    """cluster.sh jwt-revoke-ha; SENTINEL FAILOVER demotes the live master (no kill): the servers
+    must leave it for the promoted replica by themselves, and revocations must survive."""
+    rundir = str(tmp_path / "run")
+    cluster = os.path.join(harness.ROOT, "scripts", "cluster.sh")
+    env = dict(os.environ, AUTH_BIN=harness.BIN, CLUSTER_LN="4")
+    subprocess.run([cluster, "up", "jwt-revoke-ha", "--instances", "2", "--dir", rundir, "--quiet"],
+                   check=True, env=env, timeout=180, capture_output=True)
+    try:
+        with open(os.path.join(rundir, "cluster.env")) as f:
+            cenv = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        ports = [int(cenv[f"SERVER_app{i}"].rsplit(":", 1)[1]) for i in (1, 2)]
+        assert os.stat(cenv["REDIS_PASSWORD_FILE"]).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.dirname(cenv["REDIS_PASSWORD_FILE"])).st_mode & 0o077 == 0
+        sentinel = cenv["REDIS_URL"].split("//")[1].split(",")[0].rsplit(":", 1)[1]
+        with open(cenv["REDIS_PASSWORD_FILE"]) as f:
+            pw = f.read().strip()
+
+        def sentinel_cli(*args):
+            return subprocess.run(["redis-cli", "-p", sentinel, *args], capture_output=True, text=True,
+                                  timeout=10, env=dict(os.environ, REDISCLI_AUTH=pw)).stdout.split()
+
+        kept = login(ports[0]).json()["access_token"]
+        revoked = login(ports[0]).json()["access_token"]
+        assert bearer(ports[1], revoked, "/logout", "POST").status == 200
+        old = sentinel_cli("SENTINEL", "get-master-addr-by-name", "auth")
+        time.sleep(1)               # let the replicas acknowledge the writes
+        assert sentinel_cli("SENTINEL", "FAILOVER", "auth") == ["OK"]
+        deadline = time.monotonic() + 15
+        while sentinel_cli("SENTINEL", "get-master-addr-by-name", "auth") == old:
+            assert time.monotonic() < deadline, "no failover"
+            time.sleep(0.1)
+        new = sentinel_cli("SENTINEL", "get-master-addr-by-name", "auth")
+        # The sentinels demote the old master a moment after promoting the new one (and close
+        # its client connections); ROLE, READONLY or the closed connection send us over.
+        for i, port in enumerate(ports, 1):
+            deadline = time.monotonic() + 15
+            while f"master auth is {new[0]}:{new[1]}" not in open(
+                    os.path.join(rundir, "logs", f"app{i}.log")).read():
+                assert time.monotonic() < deadline, "the server did not follow the failover"
+                bearer(port, kept)
+                time.sleep(0.1)
+            deadline = time.monotonic() + 5
+            while (r := bearer(port, kept)).status == 503:
+                assert time.monotonic() < deadline, r
+                time.sleep(0.1)
+            assert r.status == 200, r
+            r = bearer(port, revoked)
+            assert r.status == 401 and r.json()["error"] == "token_revoked", r
+            # Writes work, so the connection is on the new master, not the demoted one.
+            fresh = login(port).json()["access_token"]
+            assert bearer(port, fresh, "/logout", "POST").status == 200
+    finally:
+        subprocess.run([cluster, "down", "--dir", rundir], env=env, timeout=120, capture_output=True)

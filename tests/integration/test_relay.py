@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import threading
 import time
@@ -357,3 +358,23 @@ def test_relay_command_line():
         p = subprocess.run([RELAY, "--listen", addr, "--target", "127.0.0.1:2"],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode == 1 and addr in p.stderr, p.stderr
+
+
+def test_relay_a_reset_session_leaves_the_others_alone(servers, relays):
+    """A client that dies (RST, with data in flight) ends its own session only."""
+    srv = servers()
+    relay = relays(srv.port, "--rtt", "1")
+    a, b = connect(relay.port), connect(relay.port)
+    for s in (a, b):
+        assert ping_ms(s) > 0
+    a.sendall(b"x" * 100000)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()
+    deadline = time.monotonic() + 5
+    while "closed: client connection failed" not in relay.logs():
+        assert time.monotonic() < deadline, relay.logs()
+        time.sleep(0.05)
+    for _ in range(20):
+        assert ping_ms(b) > 0
+    assert relay.logs().count("closed:") == 1, relay.logs()
+    b.close()

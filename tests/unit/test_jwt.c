@@ -1,8 +1,9 @@
 /*
- * Unit tests for common/jwt.c and common/jwk.c: the published vectors (RFC 7515 A.1 and A.3,
+ * Unit tests for common/jwt.c, jwt_key.c and jwk.c: the published vectors (RFC 7515 A.1 and A.3,
  * RFC 7520 4.1 and 4.4, RFC 8037 A.4, RFC 7638 3.1) and one crafted token per rejection reason,
  * including the attacks that hit other JWT libraries.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,10 +100,10 @@ key_jwk(const char *text)
 {
 	char err[256] = "";
 	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	struct jwt_key *k = j ? jwk_import(j, err, sizeof(err)) : NULL;
+	struct jwt_key *k = j ? jwt_key_from_jwk(j, err, sizeof(err)) : NULL;
 
 	if (k == NULL)
-		fprintf(stderr, "jwk_import: %s\n", err);
+		fprintf(stderr, "jwt_key_from_jwk: %s\n", err);
 	json_decref(j);
 	return k;
 }
@@ -358,13 +359,64 @@ rfc7638_thumbprint(void)
 	{
 		json_t *j = json_loads(tp_jwk, 0, NULL);
 		json_object_del(j, "kid");
-		k = jwk_import(j, NULL, 0);
+		k = jwt_key_from_jwk(j, NULL, 0);
 		json_decref(j);
 	}
 	CHECK(k != NULL);
 	if (k != NULL) {
 		CHECK_STR(jwt_key_kid(k), tp_thumb);
 		jwt_key_free(k);
+	}
+}
+
+/* jwk.c alone: JSON in, key material out, and back; no jwt_key anywhere. */
+static void
+jwk_codec(void)
+{
+	struct jwk_material m;
+	json_t *j, *pub;
+	char tp[JWK_THUMBPRINT_LEN + 1];
+	size_t i;
+	static const char *const refused[] = {
+		"[]", "{\"k\":\"AAAA\"}", "{\"kty\":\"XYZ\"}", "{\"kty\":\"oct\"}",
+		"{\"kty\":\"oct\",\"k\":\"AA==\"}", "{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":7}",
+		"{\"kty\":\"oct\",\"k\":\"AAAA\",\"alg\":[]}", a3_jwk_mismatch,
+		"{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AAAA\",\"y\":\"AAAA\"}",
+	};
+
+	j = json_loads("{\"kty\":\"oct\",\"k\":\"AQIDBA\",\"kid\":\"k1\",\"alg\":\"HS256\"}", 0,
+	    NULL);
+	CHECK_INT(jwk_decode(j, &m, NULL, 0), 0);
+	CHECK(m.jm_pkey == NULL && m.jm_private);
+	CHECK_INT(m.jm_secretlen, 4);
+	CHECK_MEM(m.jm_secret, "\1\2\3\4", 4);
+	CHECK_STR(m.jm_kid, "k1");
+	CHECK_STR(m.jm_alg, "HS256");
+	jwk_material_clear(&m);
+	CHECK(m.jm_secretlen == 0 && m.jm_secret[0] == 0);
+	json_decref(j);
+
+	j = json_loads(a3_jwk_pub, 0, NULL);
+	CHECK_INT(jwk_decode(j, &m, NULL, 0), 0);
+	CHECK(m.jm_pkey != NULL && !m.jm_private && m.jm_kid == NULL && m.jm_alg == NULL);
+	if (m.jm_pkey != NULL) {
+		pub = jwk_encode(m.jm_pkey);
+		CHECK(json_equal(pub, j));
+		json_decref(pub);
+		CHECK_INT(jwk_thumbprint(m.jm_pkey, tp), 0);
+		CHECK_INT(strlen(tp), JWK_THUMBPRINT_LEN);
+	}
+	jwk_material_clear(&m);
+	json_decref(j);
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char err[128] = "";
+
+		j = json_loads(refused[i], 0, NULL);
+		if (!CHECK(jwk_decode(j, &m, err, sizeof(err)) == -1))
+			fprintf(stderr, "    accepted %s\n", refused[i]);
+		CHECK(err[0] != '\0' && m.jm_pkey == NULL);
+		json_decref(j);
 	}
 }
 
@@ -846,6 +898,111 @@ reject_claims(void)
 	jwt_verifier_free(v);
 }
 
+/* ---- the verifier's cache of accepted tokens ---- */
+
+/* A remembered token saves only the parsing: its signature is checked and its claims are
+ * judged (clock, issuer, audience) on every use, and a new key empties the cache. */
+static void
+cache_checks_every_use(void)
+{
+	struct jwt_key *k = key_secret();
+	struct jwt_verifier *v = verifier_with(k);
+	char *tok = craft("{\"alg\":\"HS256\"}", "{\"exp\":1700000600,\"nbf\":1700000100}", k);
+	unsigned char zero[32] = { 0 };
+	char *forged = with_signature(tok, zero, sizeof(zero));
+	enum jwt_reason why;
+	json_t *a = NULL, *b = NULL;
+
+	jwt_verifier_set_leeway(v, 0);
+	CHECK_INT(verify_at(v, tok, NOW + 200), JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 0);
+	CHECK_INT(jwt_verify(v, tok, strlen(tok), NOW + 300, &why, &a), 0);
+	CHECK_INT(why, JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 1);	/* the second time came from the cache */
+	/* Each caller's claims are its own to change. */
+	json_object_set_new(a, "exp", json_integer(1));
+	CHECK_INT(jwt_verify(v, tok, strlen(tok), NOW + 300, &why, &b), 0);
+	CHECK_INT(why, JWT_VALID);
+	CHECK(a != b && json_integer_value(json_object_get(b, "exp")) == 1700000600);
+	json_decref(a);
+	json_decref(b);
+	/* The same header and payload under a wrong signature. */
+	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
+	CHECK_INT(verify_at(v, forged, NOW + 300), JWT_BAD_SIGNATURE);
+	/* The clock moves on; and it may be set back before nbf. */
+	CHECK_INT(verify_at(v, tok, NOW + 600), JWT_EXPIRED);
+	CHECK_INT(verify_at(v, tok, NOW + 99), JWT_NOT_YET_VALID);
+	/* The verifier's rules are applied again. */
+	jwt_verifier_set_issuer(v, "iss");
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_WRONG_ISSUER);
+	jwt_verifier_set_issuer(v, NULL);
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_VALID);
+	CHECK_INT(jwt_verifier_cache_hits(v), 8);	/* every look after the first */
+	/* A second HS256 key makes a header without kid ambiguous: the cache must not answer. */
+	CHECK_INT(jwt_verifier_add_key(v, jwt_key_from_secret(
+	    "another-secret-another-secret-another", 37, NULL, 0)), 0);
+	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_UNKNOWN_KEY);
+	free(forged);
+	free(tok);
+	jwt_verifier_free(v);
+}
+
+#define CACHE_TOKENS	600	/* more than the cache's slots: evictions happen */
+#define CACHE_THREADS	4
+
+struct cache_run {
+	const struct jwt_verifier	*v;
+	char				**toks, **forged;
+	int				 bad;
+};
+
+static void *
+cache_thread(void *arg)
+{
+	struct cache_run *r = arg;
+	size_t round, i;
+
+	for (round = 0; round < 3; round++)
+		for (i = 0; i < CACHE_TOKENS; i++) {
+			if (verify_at(r->v, r->toks[i], NOW) != JWT_VALID ||
+			    verify_at(r->v, r->forged[i], NOW) != JWT_BAD_SIGNATURE)
+				__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+		}
+	return NULL;
+}
+
+/* Several threads verify the same tokens at once, through hits, misses and evictions (run it
+ * under ASan or TSan to see the locking). */
+static void
+cache_threads(void)
+{
+	struct jwt_key *k = key_secret();
+	struct jwt_verifier *v = verifier_with(k);
+	static char *toks[CACHE_TOKENS], *forged[CACHE_TOKENS];
+	struct cache_run run = { v, toks, forged, 0 };
+	pthread_t th[CACHE_THREADS];
+	unsigned char zero[32] = { 0 };
+	char claims[128];
+	size_t i;
+
+	for (i = 0; i < CACHE_TOKENS; i++) {
+		snprintf(claims, sizeof(claims), "{\"sub\":\"u%zu\",\"exp\":1700000600}", i);
+		toks[i] = craft("{\"alg\":\"HS256\"}", claims, k);
+		forged[i] = with_signature(toks[i], zero, sizeof(zero));
+	}
+	for (i = 0; i < CACHE_THREADS; i++)
+		CHECK_INT(pthread_create(&th[i], NULL, cache_thread, &run), 0);
+	for (i = 0; i < CACHE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT(run.bad, 0);
+	CHECK(jwt_verifier_cache_hits(v) > 0);
+	for (i = 0; i < CACHE_TOKENS; i++) {
+		free(toks[i]);
+		free(forged[i]);
+	}
+	jwt_verifier_free(v);
+}
+
 static void
 reason_table(void)
 {
@@ -860,8 +1017,9 @@ reason_table(void)
 }
 
 UNIT_MAIN(CASE(rfc7515_a1_hs256), CASE(rfc7515_a3_es256), CASE(rfc7520_41_rs256),
-    CASE(rfc7520_44_hs256), CASE(rfc8037_a4_ed25519), CASE(rfc7638_thumbprint),
+    CASE(rfc7520_44_hs256), CASE(rfc8037_a4_ed25519), CASE(rfc7638_thumbprint), CASE(jwk_codec),
     CASE(roundtrip_all), CASE(keys_pem_and_limits), CASE(secret_kid_hides_secret),
     CASE(reject_alg_none), CASE(reject_key_confusion), CASE(reject_bad_signatures),
     CASE(reject_malformed), CASE(reject_header_extensions), CASE(reject_kid_elsewhere),
-    CASE(reject_embedded_keys), CASE(reject_claims), CASE(reason_table))
+    CASE(reject_embedded_keys), CASE(reject_claims), CASE(cache_checks_every_use), CASE(cache_threads),
+    CASE(reason_table))
