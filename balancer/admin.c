@@ -152,7 +152,7 @@ static const struct http_route admin_paths[] = {
 static const struct http_app admin_app = { .routes = admin_paths };
 
 int
-admin_start(struct event_base *base, const char *addr)
+admin_listen(const char *addr)
 {
 	char host[256];
 	unsigned short port;
@@ -162,13 +162,20 @@ admin_start(struct event_base *base, const char *addr)
 		log_warnx("--admin %s: not HOST:PORT", addr);
 		return -1;
 	}
+	/* Only at start-up: a port we cannot have is fatal, and the line says so. */
+	if ((fd = sock_listen(host, port)) == -1)
+		fatal("--admin: cannot listen on %s", addr);
+	return fd;
+}
+
+int
+admin_start(struct event_base *base, int fd)
+{
 	http_config_init(&admin_cfg);
 	admin_cfg.id = "balancer";
 	admin_cfg.quiet = 1;
-	if ((fd = sock_listen(host, port)) == -1)
-		fatal("--admin: cannot listen on %s", addr);
 	if ((admin_http = http_embed(base, fd, &admin_cfg, &admin_app)) == NULL) {
-		log_warnx("--admin %s: cannot serve", addr);
+		log_warnx("--admin: cannot serve");
 		return -1;
 	}
 	return 0;

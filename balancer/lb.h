@@ -1,7 +1,8 @@
 /*
  * The balancer's private header: configuration (the HTTP/1.1 parser is common/parse.h), path routes
  * to separate pools (route.c), backends with health and choice (backend.c), the proxy's
- * per-thread workers (proxy.c), TLS set-up (tls.c) and the admin listener (admin.c).
+ * per-thread workers (proxy.c), their connections (conn.c), TLS set-up (tls.c) and the admin
+ * listener (admin.c).
  */
 #ifndef LB_H
 #define LB_H
@@ -154,16 +155,70 @@ int proxy_listen(const char *addr);
 
 /* ---- TLS (tls.c) ---- */
 
-/* A server context for cert and key: TLS 1.2 and 1.3 only, modern ciphers. NULL (logged) on
- * error; the caller frees it with SSL_CTX_free(). */
+/* A server context for cert and key: TLS 1.2 and 1.3 only, modern ciphers, records read
+ * ahead. NULL (logged) on error; the caller frees it with SSL_CTX_free(). */
 SSL_CTX *tls_ctx_new(const char *cert, const char *key);
-/* A bufferevent that accepts TLS on fd; owns fd. NULL on error (fd closed). */
-struct bufferevent *tls_bev_new(struct event_base *base, int fd, SSL_CTX *ctx);
+
+/* ---- Connections (conn.c) ---- */
+
+/*
+ * A nonblocking socket, plain or TLS, with an input and an output buffer, driven by an event
+ * loop: the proxy's replacement for bufferevents. Callbacks run only from the loop, never from
+ * inside a conn_*() call, and conn_free() may be called from any of them.
+ */
+struct conn;
+
+/* What the event callback reports (or-ed). */
+#define CONN_READING	0x01
+#define CONN_WRITING	0x02
+#define CONN_EOF	0x10
+#define CONN_ERROR	0x20	/* errno tells why */
+#define CONN_TIMEOUT	0x40
+#define CONN_CONNECTED	0x80
+
+typedef void (*conn_cb)(struct conn *, void *);
+typedef void (*conn_eventcb)(struct conn *, short, void *);
+
+/* A connection on the accepted socket fd, which it owns from now on; TLS when tls is not NULL
+ * (the handshake runs as the first reads). Reading starts disabled. NULL on error, fd closed. */
+struct conn *conn_accept(struct event_base *base, int fd, SSL_CTX *tls);
+/* A plain connection to sa; CONN_CONNECTED or CONN_ERROR is reported later. NULL when it fails
+ * at once for a local reason (no descriptors, ...). */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen);
+/* Closes the socket and frees c with its buffers; safe inside c's own callbacks. */
+void conn_free(struct conn *c);
+void conn_setcb(struct conn *c, conn_cb readcb, conn_cb writecb, conn_eventcb eventcb,
+    void *arg);
+/* What has been read and not consumed; the caller drains it. Owned by c. */
+struct evbuffer *conn_input(struct conn *c);
+/* Moves all of buf into c's output and writes at once what the socket takes. */
+void conn_send(struct conn *c, struct evbuffer *buf);
+size_t conn_output_length(struct conn *c);
+/* Forgets what is queued for writing. */
+void conn_drop_output(struct conn *c);
+int conn_fd(struct conn *c);
+void conn_enable_read(struct conn *c);
+void conn_disable_read(struct conn *c);
+/* Reading pauses while the input holds high bytes or more (0: no limit). */
+void conn_set_read_high(struct conn *c, size_t high);
+/* The write callback runs when a write leaves low bytes or fewer queued. */
+void conn_set_write_low(struct conn *c, size_t low);
+/* Runs the write callback from the loop even though nothing was written. */
+void conn_trigger_write(struct conn *c);
+/*
+ * CONN_TIMEOUT|CONN_READING when reading is enabled and nothing arrives for read_ms (reading is
+ * then disabled); CONN_TIMEOUT|CONN_WRITING when output (or a connect) makes no progress for
+ * write_ms. 0: no deadline. Deadlines restart now.
+ */
+void conn_set_timeouts(struct conn *c, int read_ms, int write_ms);
 
 /* ---- Admin listener (admin.c) ---- */
 
-/* Serves GET /status and GET /metrics on addr with base. Returns 0 or -1 (logged). */
-int admin_start(struct event_base *base, const char *addr);
+/* The admin listener's socket on addr, or -1 (logged); bound before the proxy's, so that the
+ * admin answers as soon as the proxy does. */
+int admin_listen(const char *addr);
+/* Serves GET /status and GET /metrics on fd (taken) with base. Returns 0 or -1 (logged). */
+int admin_start(struct event_base *base, int fd);
 void admin_stop(void);
 
 #endif

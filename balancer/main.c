@@ -197,7 +197,7 @@ main(int argc, char *argv[])
 	struct event_base *base;
 	pthread_t tids[64];
 	SSL_CTX *tls = NULL;
-	int debug = 0, i, fd, tlsfd, lfd = -1, ltlsfd = -1, rc = 1, started = 0;
+	int debug = 0, i, fd, tlsfd, lfd = -1, ltlsfd = -1, afd = -1, rc = 1, started = 0;
 
 	cli_init("balancer", usage);
 	main_flags(argc, argv, &debug);
@@ -205,6 +205,8 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	sock_raise_nofile();
 	if (lb_conf.tls_listen != NULL && (tls = tls_ctx_new(lb_conf.cert, lb_conf.key)) == NULL)
+		goto fail;
+	if (lb_conf.admin != NULL && (afd = admin_listen(lb_conf.admin)) == -1)
 		goto fail;
 	/* One socket per address, shared by the workers: a second process cannot join it. */
 	if (lb_conf.listen != NULL && (lfd = proxy_listen(lb_conf.listen)) == -1)
@@ -214,14 +216,28 @@ main(int argc, char *argv[])
 	for (i = 0; i < lb_conf.threads; i++) {
 		fd = lfd == -1 ? -1 : fcntl(lfd, F_DUPFD_CLOEXEC, 0);
 		tlsfd = ltlsfd == -1 ? -1 : fcntl(ltlsfd, F_DUPFD_CLOEXEC, 0);
+		if ((lfd != -1 && fd == -1) || (ltlsfd != -1 && tlsfd == -1)) {
+			log_warn("worker %d: cannot share the listening socket", i);
+			goto fail;
+		}
 		if ((main_workers[i] = proxy_worker_new(i, fd, tlsfd, tls)) == NULL)
 			goto fail;
 	}
+	/* The workers hold their own copies: once they stop listening, nobody does. */
+	if (lfd != -1)
+		close(lfd);
+	if (ltlsfd != -1)
+		close(ltlsfd);
+	lfd = ltlsfd = -1;
 	base = proxy_worker_base(main_workers[0]);
 	if (backend_health_start(base) == -1)
 		goto fail;
-	if (lb_conf.admin != NULL && admin_start(base, lb_conf.admin) == -1)
-		goto fail;
+	if (afd != -1) {
+		fd = afd;
+		afd = -1;
+		if (admin_start(base, fd) == -1)
+			goto fail;
+	}
 	sigterm = evsignal_new(base, SIGTERM, main_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, main_signal, NULL);
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) == -1 ||
@@ -255,6 +271,8 @@ main(int argc, char *argv[])
 		close(lfd);
 	if (ltlsfd != -1)
 		close(ltlsfd);
+	if (afd != -1)
+		close(afd);
 	SSL_CTX_free(tls);
 	return rc;
 }

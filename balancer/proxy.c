@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
 #include <event2/listener.h>
 
 #include "cli.h"
@@ -56,7 +55,7 @@ struct bconn {
 	TAILQ_ENTRY(bconn)	 bc_entry;	/* in the worker's pool while idle */
 	struct worker		*bc_w;
 	int			 bc_idx;	/* lb_backends[] */
-	struct bufferevent	*bc_bev;
+	struct conn		*bc_conn;
 	struct client		*bc_clt;
 	enum bc_state		 bc_state;
 	int			 bc_connected;
@@ -75,7 +74,7 @@ TAILQ_HEAD(bconn_list, bconn);
 struct client {
 	TAILQ_ENTRY(client)	 clt_entry;
 	struct worker		*clt_w;
-	struct bufferevent	*clt_bev;
+	struct conn		*clt_conn;
 	struct event		*clt_timer;	/* head deadline, body deadline, then linger */
 	enum clt_state		 clt_state;
 	int			 clt_tls;
@@ -159,33 +158,19 @@ proxy_since_us(const struct timespec *t0)
 }
 
 /*
- * Sends w->w_tx on bev. When nothing is queued there and the socket is plain and connected, it
- * is written at once: libevent would otherwise arm the write event (two epoll_ctl calls) and
- * wait a loop iteration for every message. Whatever the socket does not take is queued.
+ * Sends what this callback gathered in w->w_tx: one write (one TLS record when it fits), at
+ * once unless the socket is still busy with earlier output.
  */
-static void
-proxy_send(struct worker *w, struct bufferevent *bev, int direct)
-{
-	struct evbuffer *out = bufferevent_get_output(bev);
-
-	if (evbuffer_get_length(w->w_tx) == 0)
-		return;
-	if (direct && evbuffer_get_length(out) == 0)
-		evbuffer_write(w->w_tx, bufferevent_getfd(bev));
-	if (evbuffer_get_length(w->w_tx) > 0)
-		evbuffer_add_buffer(out, w->w_tx);
-}
-
 static void
 proxy_send_client(struct client *clt)
 {
-	proxy_send(clt->clt_w, clt->clt_bev, !clt->clt_tls);
+	conn_send(clt->clt_conn, clt->clt_w->w_tx);
 }
 
 static void
 proxy_send_backend(struct bconn *bc)
 {
-	proxy_send(bc->bc_w, bc->bc_bev, bc->bc_connected);
+	conn_send(bc->bc_conn, bc->bc_w->w_tx);
 }
 
 /* ---- Building heads in the worker's scratch buffer ---- */
@@ -372,7 +357,7 @@ proxy_bc_free(struct bconn *bc)
 	}
 	if (bc->bc_clt != NULL)
 		bc->bc_clt->clt_bc = NULL;
-	bufferevent_free(bc->bc_bev);
+	conn_free(bc->bc_conn);
 	free(bc);
 }
 
@@ -385,11 +370,9 @@ proxy_flush_close(struct client *clt)
 {
 	evtimer_del(clt->clt_timer);
 	clt->clt_state = CLT_CLOSING;
-	bufferevent_setwatermark(clt->clt_bev, EV_WRITE, 0, 0);
-	bufferevent_enable(clt->clt_bev, EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(clt->clt_bev)) == 0)
-		bufferevent_trigger(clt->clt_bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
+	conn_set_write_low(clt->clt_conn, 0);
+	if (conn_output_length(clt->clt_conn) == 0)
+		conn_trigger_write(clt->clt_conn);
 }
 
 /*
@@ -399,12 +382,12 @@ proxy_flush_close(struct client *clt)
 static void
 proxy_error(struct client *clt, int status, const char *message)
 {
-	struct evbuffer *out = bufferevent_get_output(clt->clt_bev);
+	struct evbuffer *out = clt->clt_w->w_tx;
 	char body[256];
 	int n;
 
 	/* Whatever was being passed on for this exchange is void now. */
-	evbuffer_drain(clt->clt_w->w_tx, evbuffer_get_length(clt->clt_w->w_tx));
+	evbuffer_drain(out, evbuffer_get_length(out));
 	if (clt->clt_bc != NULL)
 		proxy_bc_free(clt->clt_bc);
 	if (clt->clt_respstarted) {
@@ -420,6 +403,7 @@ proxy_error(struct client *clt, int status, const char *message)
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", clt->clt_reqid);
 	evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, body, (size_t)n);
+	proxy_send_client(clt);
 	clt->clt_status = status;
 	clt->clt_respstarted = 1;
 	proxy_log(clt);
@@ -440,7 +424,7 @@ proxy_close(struct client *clt, const char *why)
 	if (clt->clt_bc != NULL)
 		proxy_bc_free(clt->clt_bc);
 	event_free(clt->clt_timer);
-	bufferevent_free(clt->clt_bev);
+	conn_free(clt->clt_conn);
 	TAILQ_REMOVE(&w->w_clients, clt, clt_entry);
 	free(clt->clt_reqhead);
 	free(clt);
@@ -495,7 +479,7 @@ static void
 proxy_body(struct client *clt)
 {
 	struct bconn *bc = clt->clt_bc;
-	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
+	struct evbuffer *in = conn_input(clt->clt_conn);
 	struct evbuffer *tx = clt->clt_w->w_tx;
 	size_t n, before = evbuffer_get_length(tx);
 	int r;
@@ -535,17 +519,17 @@ proxy_body(struct client *clt)
 		proxy_body_period(clt);
 	proxy_send_backend(bc);
 	if (!clt->clt_reqdone &&
-	    evbuffer_get_length(bufferevent_get_output(bc->bc_bev)) > PROXY_BUF_HIGH) {
-		bufferevent_disable(clt->clt_bev, EV_READ);
+	    conn_output_length(bc->bc_conn) > PROXY_BUF_HIGH) {
+		conn_disable_read(clt->clt_conn);
 		clt->clt_rpaused = 1;
-		bufferevent_setwatermark(bc->bc_bev, EV_WRITE, PROXY_BUF_LOW, 0);
+		conn_set_write_low(bc->bc_conn, PROXY_BUF_LOW);
 	}
 }
 
 /* ---- Backend connections ---- */
 
 static void
-proxy_bc_read(struct bufferevent *bev, void *arg)
+proxy_bc_read(struct conn *c, void *arg)
 {
 	struct bconn *bc = arg;
 
@@ -558,7 +542,7 @@ proxy_bc_read(struct bufferevent *bev, void *arg)
 }
 
 static void
-proxy_bc_write(struct bufferevent *bev, void *arg)
+proxy_bc_write(struct conn *c, void *arg)
 {
 	struct bconn *bc = arg;
 	struct client *clt = bc->bc_clt;
@@ -566,8 +550,8 @@ proxy_bc_write(struct bufferevent *bev, void *arg)
 	if (clt == NULL || !clt->clt_rpaused)
 		return;
 	clt->clt_rpaused = 0;
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_enable(clt->clt_bev, EV_READ);
+	conn_set_write_low(c, 0);
+	conn_enable_read(clt->clt_conn);
 	proxy_body(clt);
 }
 
@@ -577,7 +561,7 @@ proxy_bc_failed(struct bconn *bc, short what)
 {
 	struct client *clt = bc->bc_clt;
 	struct backend *be = &lb_backends[bc->bc_idx];
-	int connectfail = !bc->bc_connected, timeout = what & BEV_EVENT_TIMEOUT;
+	int connectfail = !bc->bc_connected, timeout = what & CONN_TIMEOUT;
 	int reused = bc->bc_reused, idx = bc->bc_idx;
 	uint64_t seen = bc->bc_rbytes;
 	char why[128];
@@ -611,18 +595,16 @@ proxy_bc_failed(struct bconn *bc, short what)
 }
 
 static void
-proxy_bc_event(struct bufferevent *bev, short what, void *arg)
+proxy_bc_event(struct conn *c, short what, void *arg)
 {
 	struct bconn *bc = arg;
 	struct client *clt = bc->bc_clt;
-	struct timeval tv;
 	int one = 1;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & CONN_CONNECTED) {
 		bc->bc_connected = 1;
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		proxy_tv(&tv, lb_conf.backend_ms);
-		bufferevent_set_timeouts(bev, &tv, &tv);
+		setsockopt(conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_set_timeouts(c, lb_conf.backend_ms, lb_conf.backend_ms);
 		if (clt != NULL)
 			proxy_body(clt);
 		return;
@@ -631,19 +613,18 @@ proxy_bc_event(struct bufferevent *bev, short what, void *arg)
 		proxy_bc_free(bc);
 		return;
 	}
-	if ((what & BEV_EVENT_WRITING) && (what & BEV_EVENT_ERROR) && bc->bc_connected) {
+	if ((what & CONN_WRITING) && (what & CONN_ERROR) && bc->bc_connected) {
 		/* The backend stopped reading the request, typically after answering it early
 		 * (413 to a body too large) and closing. That answer may still sit unread in the
 		 * socket, so this is not the end of the exchange: what the read side gets (the
 		 * answer, the end, an error or its timeout) decides. The rest of the body is
 		 * dropped; since it never ends, the client connection closes after the answer. */
 		bc->bc_wclosed = 1;
-		evbuffer_drain(bufferevent_get_output(bev),
-		    evbuffer_get_length(bufferevent_get_output(bev)));
+		conn_drop_output(c);
 		evtimer_del(clt->clt_timer);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && bc->bc_rstate == RESP_BODY && bc->bc_rframe == FRAME_CLOSE) {
+	if ((what & CONN_EOF) && bc->bc_rstate == RESP_BODY && bc->bc_rframe == FRAME_CLOSE) {
 		/* The end of a close-delimited response. */
 		bc->bc_keepalive = 0;
 		bc->bc_rframe = FRAME_NONE;
@@ -659,28 +640,19 @@ proxy_bc_connect(struct worker *w, int idx)
 {
 	struct backend *be = &lb_backends[idx];
 	struct bconn *bc;
-	struct timeval rtv, wtv;
 
 	if ((bc = calloc(1, sizeof(*bc))) == NULL)
 		return NULL;
 	bc->bc_w = w;
 	bc->bc_idx = idx;
-	bc->bc_bev = bufferevent_socket_new(w->w_base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (bc->bc_bev == NULL) {
+	bc->bc_conn = conn_connect(w->w_base, (struct sockaddr *)&be->be_ss, be->be_sslen);
+	if (bc->bc_conn == NULL) {
 		free(bc);
 		return NULL;
 	}
-	bufferevent_setcb(bc->bc_bev, proxy_bc_read, proxy_bc_write, proxy_bc_event, bc);
+	conn_setcb(bc->bc_conn, proxy_bc_read, proxy_bc_write, proxy_bc_event, bc);
 	/* Until connected, the write timeout is the connect timeout. */
-	proxy_tv(&rtv, lb_conf.backend_ms);
-	proxy_tv(&wtv, lb_conf.connect_ms);
-	bufferevent_set_timeouts(bc->bc_bev, &rtv, &wtv);
-	if (bufferevent_socket_connect(bc->bc_bev, (struct sockaddr *)&be->be_ss,
-	    (int)be->be_sslen) == -1) {
-		bufferevent_free(bc->bc_bev);
-		free(bc);
-		return NULL;
-	}
+	conn_set_timeouts(bc->bc_conn, lb_conf.backend_ms, lb_conf.connect_ms);
 	return bc;
 }
 
@@ -694,14 +666,14 @@ proxy_bc_release(struct bconn *bc, int reusable)
 		bc->bc_clt->clt_bc = NULL;
 	bc->bc_clt = NULL;
 	if (!reusable || w->w_stopping || w->w_npool[bc->bc_idx] >= PROXY_POOL_MAX ||
-	    evbuffer_get_length(bufferevent_get_input(bc->bc_bev)) > 0) {
+	    evbuffer_get_length(conn_input(bc->bc_conn)) > 0) {
 		proxy_bc_free(bc);
 		return;
 	}
 	bc->bc_state = BC_IDLE;
 	bc->bc_reused = 1;
-	bufferevent_setwatermark(bc->bc_bev, EV_WRITE, 0, 0);
-	bufferevent_enable(bc->bc_bev, EV_READ);
+	conn_set_write_low(bc->bc_conn, 0);
+	conn_enable_read(bc->bc_conn);
 	TAILQ_INSERT_HEAD(&w->w_pool[bc->bc_idx], bc, bc_entry);
 	w->w_npool[bc->bc_idx]++;
 }
@@ -753,8 +725,7 @@ proxy_dispatch(struct client *clt)
 	clt->clt_bc = bc;
 	evbuffer_add(w->w_tx, clt->clt_reqhead, clt->clt_reqheadlen);
 	proxy_send_backend(bc);
-	/* Write stays enabled from creation; enabling it again would arm an idle write event. */
-	bufferevent_enable(bc->bc_bev, EV_READ);
+	conn_enable_read(bc->bc_conn);
 	if (bc->bc_connected)
 		proxy_body(clt);
 }
@@ -828,7 +799,7 @@ proxy_head(struct client *clt)
 {
 	struct worker *w = clt->clt_w;
 	struct parse_head *h = &w->w_head;
-	struct evbuffer *in = bufferevent_get_input(clt->clt_bev);
+	struct evbuffer *in = conn_input(clt->clt_conn);
 	struct timeval tv;
 	size_t len = evbuffer_get_length(in), n;
 	const char *p;
@@ -891,7 +862,7 @@ proxy_done(struct client *clt)
 	clt->clt_state = CLT_HEAD;
 	if (clt->clt_rpaused) {
 		clt->clt_rpaused = 0;
-		bufferevent_enable(clt->clt_bev, EV_READ);
+		conn_enable_read(clt->clt_conn);
 	}
 	proxy_head(clt);
 }
@@ -904,7 +875,7 @@ proxy_response_head(struct bconn *bc)
 	struct client *clt = bc->bc_clt;
 	struct worker *w = bc->bc_w;
 	struct parse_head *h = &w->w_head;
-	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
+	struct evbuffer *in = conn_input(bc->bc_conn);
 	struct evbuffer *out = w->w_tx;
 	size_t len = evbuffer_get_length(in), n;
 	const char *p;
@@ -968,7 +939,7 @@ static void
 proxy_response(struct bconn *bc)
 {
 	struct client *clt = bc->bc_clt;
-	struct evbuffer *in = bufferevent_get_input(bc->bc_bev);
+	struct evbuffer *in = conn_input(bc->bc_conn);
 	struct evbuffer *out = bc->bc_w->w_tx;
 	size_t n;
 	int r;
@@ -1023,17 +994,17 @@ proxy_response(struct bconn *bc)
 		break;
 	}
 	proxy_send_client(clt);
-	if (evbuffer_get_length(bufferevent_get_output(clt->clt_bev)) > PROXY_BUF_HIGH) {
-		bufferevent_disable(bc->bc_bev, EV_READ);
+	if (conn_output_length(clt->clt_conn) > PROXY_BUF_HIGH) {
+		conn_disable_read(bc->bc_conn);
 		clt->clt_wpaused = 1;
-		bufferevent_setwatermark(clt->clt_bev, EV_WRITE, PROXY_BUF_LOW, 0);
+		conn_set_write_low(clt->clt_conn, PROXY_BUF_LOW);
 	}
 }
 
 /* ---- Client connection callbacks ---- */
 
 static void
-proxy_client_read(struct bufferevent *bev, void *arg)
+proxy_client_read(struct conn *c, void *arg)
 {
 	struct client *clt = arg;
 
@@ -1048,8 +1019,7 @@ proxy_client_read(struct bufferevent *bev, void *arg)
 	case CLT_CLOSING:
 		break;
 	case CLT_LINGER:
-		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(
-		    bufferevent_get_input(bev)));
+		evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
 		break;
 	}
 }
@@ -1065,43 +1035,41 @@ proxy_linger(struct client *clt)
 		proxy_close(clt, NULL);
 		return;
 	}
-	shutdown(bufferevent_getfd(clt->clt_bev), SHUT_WR);
+	shutdown(conn_fd(clt->clt_conn), SHUT_WR);
 	clt->clt_state = CLT_LINGER;
-	evbuffer_drain(bufferevent_get_input(clt->clt_bev),
-	    evbuffer_get_length(bufferevent_get_input(clt->clt_bev)));
-	bufferevent_enable(clt->clt_bev, EV_READ);
+	evbuffer_drain(conn_input(clt->clt_conn),
+	    evbuffer_get_length(conn_input(clt->clt_conn)));
+	conn_enable_read(clt->clt_conn);
 	proxy_tv(&tv, PROXY_LINGER_MS);
 	evtimer_add(clt->clt_timer, &tv);
 }
 
 static void
-proxy_client_write(struct bufferevent *bev, void *arg)
+proxy_client_write(struct conn *c, void *arg)
 {
 	struct client *clt = arg;
 
 	if (clt->clt_wpaused) {
 		clt->clt_wpaused = 0;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		conn_set_write_low(c, 0);
 		if (clt->clt_bc != NULL)
-			bufferevent_enable(clt->clt_bc->bc_bev, EV_READ);
+			conn_enable_read(clt->clt_bc->bc_conn);
 	}
 	if (clt->clt_state == CLT_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	    conn_output_length(c) == 0)
 		proxy_linger(clt);
 }
 
 static void
-proxy_client_event(struct bufferevent *bev, short what, void *arg)
+proxy_client_event(struct conn *c, short what, void *arg)
 {
 	struct client *clt = arg;
 
-	if (what & BEV_EVENT_CONNECTED)		/* the TLS handshake is done */
-		return;
-	if (what & BEV_EVENT_TIMEOUT) {
-		if ((what & BEV_EVENT_READING) && clt->clt_state == CLT_FORWARD) {
+	if (what & CONN_TIMEOUT) {
+		if ((what & CONN_READING) && clt->clt_state == CLT_FORWARD) {
 			/* A client waiting for its response is not idle. */
 			if (clt->clt_reqdone) {
-				bufferevent_enable(bev, EV_READ);
+				conn_enable_read(c);
 				return;
 			}
 			proxy_error(clt, 408, "the request body did not arrive in time");
@@ -1110,7 +1078,7 @@ proxy_client_event(struct bufferevent *bev, short what, void *arg)
 		proxy_close(clt, "client timeout");
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && clt->clt_state == CLT_FORWARD) {
+	if ((what & CONN_EOF) && clt->clt_state == CLT_FORWARD) {
 		/* Half-closed after its request: it may still read the response. A body still in
 		 * the input buffer is passed on first; proxy_body() closes if it cannot end. */
 		clt->clt_eof = 1;
@@ -1118,7 +1086,7 @@ proxy_client_event(struct bufferevent *bev, short what, void *arg)
 			proxy_body(clt);
 		return;
 	}
-	proxy_close(clt, what & BEV_EVENT_EOF ? NULL : "client connection error");
+	proxy_close(clt, what & CONN_EOF ? NULL : "client connection error");
 }
 
 static void
@@ -1160,7 +1128,6 @@ proxy_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa
 {
 	struct worker *w = arg;
 	struct client *clt;
-	struct timeval tv;
 	int one = 1, tls = lis == w->w_lis[1];
 
 	if ((clt = calloc(1, sizeof(*clt))) == NULL) {
@@ -1174,31 +1141,26 @@ proxy_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, clt->clt_addr,
 		    sizeof(clt->clt_addr));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	clt->clt_bev = tls ? tls_bev_new(w->w_base, fd, w->w_tls) :
-	    bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (clt->clt_bev == NULL)
-		goto fail;
+	if ((clt->clt_conn = conn_accept(w->w_base, fd, tls ? w->w_tls : NULL)) == NULL) {
+		free(clt);	/* fd is closed */
+		return;
+	}
 	if ((clt->clt_timer = evtimer_new(w->w_base, proxy_client_timer, clt)) == NULL)
 		goto fail;
 	clt->clt_w = w;
 	clt->clt_tls = tls;
 	clt->clt_be = -1;
 	clt->clt_state = CLT_HEAD;
-	bufferevent_setcb(clt->clt_bev, proxy_client_read, proxy_client_write, proxy_client_event,
-	    clt);
-	bufferevent_setwatermark(clt->clt_bev, EV_READ, 0, PROXY_INPUT_MAX);
-	proxy_tv(&tv, lb_conf.idle_ms);
-	bufferevent_set_timeouts(clt->clt_bev, &tv, &tv);
-	bufferevent_enable(clt->clt_bev, EV_READ);
+	conn_setcb(clt->clt_conn, proxy_client_read, proxy_client_write, proxy_client_event, clt);
+	conn_set_read_high(clt->clt_conn, PROXY_INPUT_MAX);
+	conn_set_timeouts(clt->clt_conn, lb_conf.idle_ms, lb_conf.idle_ms);
+	conn_enable_read(clt->clt_conn);
 	TAILQ_INSERT_TAIL(&w->w_clients, clt, clt_entry);
 	atomic_fetch_add(&lb_stats.st_accepted, 1);
 	atomic_fetch_add(&lb_stats.st_clients, 1);
 	return;
  fail:
-	if (clt->clt_bev != NULL)
-		bufferevent_free(clt->clt_bev);
-	else if (!tls)
-		close(fd);
+	conn_free(clt->clt_conn);
 	free(clt);
 }
 
@@ -1265,7 +1227,7 @@ proxy_stop_cb(evutil_socket_t fd, short what, void *arg)
 	for (clt = TAILQ_FIRST(&w->w_clients); clt != NULL; clt = next) {
 		next = TAILQ_NEXT(clt, clt_entry);
 		if (clt->clt_state == CLT_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(clt->clt_bev)) == 0)
+		    evbuffer_get_length(conn_input(clt->clt_conn)) == 0)
 			proxy_close(clt, "stopping");
 	}
 	if (TAILQ_EMPTY(&w->w_clients)) {

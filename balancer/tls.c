@@ -1,14 +1,10 @@
 /*
  * TLS termination: one server context shared by every worker (SSL_CTX is safe to share once
- * set up), and the per-connection bufferevent from libevent_openssl. TLS 1.2 and 1.3 only,
+ * set up); conn.c drives each connection's SSL over its socket. TLS 1.2 and 1.3 only,
  * forward-secret AEAD ciphers, no renegotiation, no compression.
  */
 #include "lb.h"
 
-#include <unistd.h>
-
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 #include "log.h"
@@ -40,8 +36,16 @@ tls_ctx_new(const char *cert, const char *key)
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
 		goto fail;
+	/* A client that closes without close_notify ends the connection as a plain EOF: its
+	 * requests are framed, so nothing can be cut off unnoticed. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* One read(2) brings every record that arrived, not a header and then a body. The
+	 * buffers stay with the connection (no SSL_MODE_RELEASE_BUFFERS), and a write repeated
+	 * after WANT_WRITE may come from a moved evbuffer. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 	/* TLS 1.2: ECDHE with AES-GCM or ChaCha20-Poly1305 only; 1.3 suites are all AEAD. */
 	if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20"))
 		goto fail;
@@ -61,28 +65,4 @@ tls_ctx_new(const char *cert, const char *key)
 	tls_log_errors("TLS context");
 	SSL_CTX_free(ctx);
 	return NULL;
-}
-
-struct bufferevent *
-tls_bev_new(struct event_base *base, int fd, SSL_CTX *ctx)
-{
-	struct bufferevent *bev;
-	SSL *ssl;
-
-	if ((ssl = SSL_new(ctx)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	/* Deferred callbacks: the OpenSSL filter may otherwise call back into the proxy
-	 * from inside a write, while the proxy is still in the middle of a callback. */
-	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		close(fd);
-		return NULL;
-	}
-	/* Clients that close without close_notify end the connection as a plain EOF. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
 }

@@ -97,11 +97,11 @@ http_access_log(struct http_req *r, int status, size_t bytes, double seconds)
 
 /* Counts and logs the reply, then hands it to the connection. body stays the caller's. */
 static void
-http_finish(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
+http_finish(struct http_req *r, int status, const char *content_type, const char *body,
+    size_t len)
 {
 	struct http_server *srv = r->thr->srv;
 	struct timespec end;
-	size_t bytes = body ? evbuffer_get_length(body) : 0;
 	double secs;
 	int route;
 
@@ -110,15 +110,18 @@ http_finish(struct http_req *r, int status, const char *content_type, struct evb
 	route = r->route ? (int)(r->route - srv->hs_app->routes) : HTTP_MAX_ROUTES;
 	metrics_count(route, status, secs);
 	if (!srv->hs_cfg->quiet)
-		http_access_log(r, status, bytes, secs);
-	conn_reply(r->conn, status, content_type, body);
+		http_access_log(r, status, len, secs);
+	conn_reply(r->conn, status, content_type, body, len);
 }
 
 void
 http_reply_buffer(struct http_req *r, int status, const char *content_type,
     struct evbuffer *body)
 {
-	http_finish(r, status, content_type, body);
+	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+
+	http_finish(r, status, content_type,
+	    len > 0 ? (const char *)evbuffer_pullup(body, -1) : NULL, len);
 	if (body != NULL)
 		evbuffer_free(body);
 }
@@ -126,26 +129,25 @@ http_reply_buffer(struct http_req *r, int status, const char *content_type,
 void
 http_reply_json(struct http_req *r, int status, json_t *body)
 {
-	static _Thread_local struct evbuffer *buf;
 	char *text;
+	size_t len;
 
 	if (body == NULL) {
-		http_finish(r, status, NULL, NULL);
+		http_finish(r, status, NULL, NULL, 0);
 		return;
 	}
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	if (text == NULL || (buf == NULL && (buf = evbuffer_new()) == NULL)) {
-		free(text);
+	if (text == NULL) {
 		log_warnx("%s: out of memory", __func__);
-		http_finish(r, 503, NULL, NULL);
+		http_finish(r, 503, NULL, NULL, 0);
 		return;
 	}
-	evbuffer_add(buf, text, strlen(text));
-	evbuffer_add(buf, "\n", 1);
+	/* The text ends with a newline: its NUL becomes one, for whoever reads it in a terminal. */
+	len = strlen(text);
+	text[len++] = '\n';
+	http_finish(r, status, "application/json", text, len);
 	free(text);
-	http_finish(r, status, "application/json", buf);
-	evbuffer_drain(buf, evbuffer_get_length(buf));
 }
 
 void

@@ -45,7 +45,7 @@ struct http_thread {
 	struct http_server	*srv;
 	int			 index;		/* 0 .. threads-1 */
 	void			*data;		/* the application's per-thread state */
-	struct http_engine	*engine;	/* the connection engine's own state (http_int.h) */
+	struct http_engine	*engine;	/* the engine's own state (http_int.h) */
 };
 
 typedef void (*http_handler_fn)(struct http_req *);

@@ -42,7 +42,7 @@ http_config_init(struct http_config *cfg)
 	strcpy(cfg->trusted[cfg->ntrusted++], "::1");
 }
 
-/* Writes the address in s as inet_ntop() spells it (the way evhttp reports peers), so that the
+/* Writes the address in s as inet_ntop() spells it (as the engine reports peers), so that the
  * trusted-proxy check can compare strings. Returns 0, or -1 when s is no IP address. */
 static int
 http_canonical_ip(const char *s, char *out, size_t outlen)

@@ -24,7 +24,8 @@
 #include "log.h"
 #include "status.h"
 
-#define CONN_INPUT_MAX	(HTTP_MAX_HEADERS + HTTP_MAX_BODY + 4096)	/* read no further ahead */
+/* Read no further ahead than a whole request. */
+#define CONN_INPUT_MAX	(HTTP_MAX_HEADERS + HTTP_MAX_BODY + 4096)
 #define CONN_LINGER_MS	1000
 #define CONN_PULL	4096		/* chunked bodies are decoded this much at a time */
 
@@ -378,12 +379,12 @@ conn_process(struct http_conn *c)
 }
 
 void
-conn_reply(struct http_conn *c, int status, const char *content_type, struct evbuffer *body)
+conn_reply(struct http_conn *c, int status, const char *content_type, const char *body,
+    size_t blen)
 {
 	struct http_req *r = &c->c_req;
 	const struct http_config *cfg = c->c_thr->srv->hs_cfg;
 	char line[128];
-	size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
 	int n;
 
 	c->c_busy = 0;
@@ -415,7 +416,7 @@ conn_reply(struct http_conn *c, int status, const char *content_type, struct evb
 	n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n", blen);
 	evbuffer_add(c->c_tx, line, (size_t)n);
 	if (body != NULL && r->method != HTTP_HEAD)
-		evbuffer_add_buffer(c->c_tx, body);
+		evbuffer_add(c->c_tx, body, blen);
 	r->target = NULL;
 	if (!c->c_keepalive || c->c_state != CONN_HEAD) {
 		c->c_state = CONN_FLUSH;
@@ -475,7 +476,8 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	switch (c->c_state) {
 	case CONN_HEAD:
 		if (evbuffer_get_length(bufferevent_get_input(c->c_bev)) == 0) {
-			conn_close(c, "idle");	/* no request begun: nobody waits for an answer */
+			/* No request begun: nobody waits for an answer. */
+			conn_close(c, "idle");
 			return;
 		}
 		c->c_running = 1;

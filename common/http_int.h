@@ -85,11 +85,11 @@ void conn_engine_free(struct http_thread *t);
 void conn_engine_stop(struct http_thread *t, int wait_s);
 /*
  * Queues the reply of c's current request: the status line, the headers every reply carries,
- * r->headers, Content-Length and the body (none for HEAD). body stays the caller's. Then reads
- * on: the next pipelined request, or the close.
+ * r->headers, Content-Length and body[0..len) (none for HEAD; body NULL for no body), copied.
+ * Then reads on: the next pipelined request, or the close.
  */
-void conn_reply(struct http_conn *c, int status, const char *content_type,
-    struct evbuffer *body);
+void conn_reply(struct http_conn *c, int status, const char *content_type, const char *body,
+    size_t len);
 
 /* ---- http.c ---- */
 

@@ -89,7 +89,8 @@ metrics_render(struct http_thread *t, struct evbuffer *out)
 	size_t r, s, b;
 	int i, n;
 
-	prom_family(out, "http_requests_total", "counter", "Requests answered, by route and status.");
+	prom_family(out, "http_requests_total", "counter",
+	    "Requests answered, by route and status.");
 	for (r = 0; r <= HTTP_MAX_ROUTES; r++) {
 		if (route_names[r] == NULL)
 			continue;

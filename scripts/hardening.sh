@@ -111,14 +111,16 @@ printf 'bob-password\n' | "$bin/authctl" useradd --users "$tmp/users.json" --ln 
 "$bin/authctl" keygen hs256 --out "$tmp/secret" >/dev/null 2>&1
 python3 -c 'import json; print(json.dumps({"username": "alice", "password": "x" * 9000}))' >"$tmp/big"
 
-read -r s1 j1 lb rp s2 <<<"$(lib_free_ports 5 | tr '\n' ' ')"
+read -r s1 j1 lb lbtls rp s2 <<<"$(lib_free_ports 6 | tr '\n' ' ')"
 vg_start session_memory "$bin/session_server" --listen "127.0.0.1:$s1" --id vg-s1 --users "$tmp/users.json"
 spid=$last
 vg_start jwt "$bin/jwt_server" --listen "127.0.0.1:$j1" --id vg-j1 --users "$tmp/users.json" \
     --secret-file "$tmp/secret"
 jpid=$last
+scripts/mkcert.sh "$tmp/certs" >/dev/null
 vg_start balancer "$bin/balancer" --listen "127.0.0.1:$lb" --backend "127.0.0.1:$j1" \
-    --backend "127.0.0.1:$s1" --health-interval 500
+    --backend "127.0.0.1:$s1" --health-interval 500 --tls-listen "127.0.0.1:$lbtls" \
+    --cert "$tmp/certs/cert.pem" --key "$tmp/certs/key.pem"
 lpid=$last
 rpid=""
 if command -v redis-server >/dev/null; then
@@ -134,6 +136,7 @@ fi
 wait_port "$s1"
 wait_port "$j1"
 wait_port "$lb"
+wait_port "$lbtls"
 flow "http://127.0.0.1:$s1"
 flow "http://127.0.0.1:$j1" jwt
 if [ -n "$rpid" ]; then
@@ -145,8 +148,14 @@ i=0
 while [ $i -lt 6 ]; do
 	expect 200 "http://127.0.0.1:$lb/healthz"
 	expect 404 "http://127.0.0.1:$lb/nowhere"
+	expect 200 --cacert "$tmp/certs/ca.pem" "https://localhost:$lbtls/healthz"
 	i=$((i + 1))
 done
+# TLS: a body too large (413), and a client that leaves mid-request without close_notify.
+head -c 2000000 /dev/zero > "$tmp/zeros"
+expect 413 --cacert "$tmp/certs/ca.pem" --data-binary "@$tmp/zeros" "https://localhost:$lbtls/login"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n' | timeout 10 openssl s_client -quiet \
+    -connect "127.0.0.1:$lbtls" >/dev/null 2>&1 || true
 expect 400 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 3' -d 'abc' "http://127.0.0.1:$lb/login"
 
 vg_stop balancer "$lpid"

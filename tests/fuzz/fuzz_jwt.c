@@ -61,7 +61,7 @@ fuzz_init(void)
 static void
 fuzz_verify(const char *token, size_t len, const char *want_alg)
 {
-	enum jwt_reason why = JWT_NREASONS, again;
+	enum jwt_reason why = JWT_NREASONS, again, shape;
 	json_t *claims = NULL, *hdr, *pay, *exp;
 	const char *alg;
 	unsigned char *sig;
@@ -78,7 +78,7 @@ fuzz_verify(const char *token, size_t len, const char *want_alg)
 			abort();
 		json_decref(claims);
 		/* Verified means decodable, with the header saying the key's algorithm. */
-		if (jwt_decode(token, len, &hdr, &pay, &sig, &siglen, &why) == -1 ||
+		if (jwt_decode(token, len, &hdr, &pay, &sig, &siglen, &shape) == -1 ||
 		    (alg = json_string_value(json_object_get(hdr, "alg"))) == NULL)
 			abort();
 		if (*want_alg != '\0' ? strcmp(alg, want_alg) != 0 :

@@ -326,6 +326,77 @@ def test_https_with_generated_ca(cluster, certs):
     assert c.lb.alive()
 
 
+def tls_get(t, path, extra=b""):
+    """One request on the TLS socket t; returns the raw response (Content-Length framed)."""
+    t.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += t.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    body = bytearray(body)
+    while len(body) < n:
+        chunk = t.recv(65536)
+        assert chunk, "closed mid-body"
+        body += chunk
+    return head, bytes(body)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_tls_resumption_sni_less_large_and_slow_readers(cluster, certs, version):
+    c = cluster(2, tls_dir=certs)
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    # A client without SNI (server_hostname=None) is served, and its session resumes.
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", c.tls_port), timeout=10) as s:
+        t = ctx.wrap_socket(s, server_hostname=None)
+        assert t.version() == version.replace("_", ".")
+        assert "GCM" in t.cipher()[0] or "CHACHA20" in t.cipher()[0]
+        head, _ = tls_get(t, "/first")
+        assert head.startswith(b"HTTP/1.1 200")
+        session = t.session
+        t.close()
+    with socket.create_connection(("127.0.0.1", c.tls_port), timeout=10) as s:
+        t = ctx.wrap_socket(s, server_hostname=None, session=session)
+        assert t.session_reused
+        # Keep-alive: large bodies both ways, several TLS records per read and per response.
+        body = os.urandom(1000000)
+        t.sendall(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while b"}" not in data:
+            data += t.recv(65536)
+        assert b'"body_len": 1000000' in data
+        head, big = tls_get(t, "/big?n=3000000")
+        assert head.startswith(b"HTTP/1.1 200") and big == b"x" * 3000000
+        # A reader that lets the socket fill up: writes block and resume with the same bytes.
+        t.sendall(b"GET /big?n=12000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1.0)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += t.recv(1024)
+        head, _, big = data.partition(b"\r\n\r\n")
+        big = bytearray(big)
+        while len(big) < 12000000:
+            chunk = t.recv(65536)
+            assert chunk
+            big += chunk
+        assert big == b"x" * 12000000
+        # Pipelined requests in one TLS write are answered in order.
+        t.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = t.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        assert data.count(b"HTTP/1.1 200") == 2 and data.index(b'"/a"') < data.index(b'"/b"')
+        t.close()
+    assert c.lb.alive()
+
+
 SMUGGLING = [
     (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 400),

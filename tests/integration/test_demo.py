@@ -213,8 +213,8 @@ def check_all_lessons(out, n=3):
         p = requests(part, "/profile")
         assert len(p) == 2 * n and all(st == 200 and srv != stopped for _, srv, st, _ in p), p
 
-    redis_part, rest = ls[6].split("JWT without a deny-list")
-    plain, deny = rest.split("JWT with a deny-list")
+    redis_part, rest = ls[6].split("-- JWT without a deny-list")
+    plain, deny = rest.split("-- JWT with a deny-list")
     r = requests(redis_part)
     assert [x[2] for x in r[:3]] == [200, 200, 200] and " -X POST " in r[2][0]
     assert [x[2] for x in r[3:]] == [401] * n and len({x[1] for x in r[3:]}) == n

@@ -247,16 +247,16 @@ sort_times(double *t, int n)
 		}
 }
 
-/* Median wall times of 7 wrong-password authentications of known and of unknown, taken
+/* Median wall times of 9 wrong-password authentications of known and of unknown, taken
  * in turns so that the machine's load hits both alike. */
 static void
 auth_times(const struct users *set, const char *known, const char *unknown, double *tk,
     double *tu)
 {
-	double k[7], u[7], x;
+	double k[9], u[9], x;
 	int i;
 
-	for (i = 0; i < 7; i++) {
+	for (i = 0; i < 9; i++) {
 		x = now();
 		CHECK(users_authenticate(set, known, "wrong") == NULL);
 		k[i] = now() - x;
@@ -264,10 +264,10 @@ auth_times(const struct users *set, const char *known, const char *unknown, doub
 		CHECK(users_authenticate(set, unknown, "wrong") == NULL);
 		u[i] = now() - x;
 	}
-	sort_times(k, 7);
-	sort_times(u, 7);
-	*tk = k[3];
-	*tu = u[3];
+	sort_times(k, 9);
+	sort_times(u, 9);
+	*tk = k[4];
+	*tu = u[4];
 }
 
 /* A users file of five users "a".."e" whose hashes ("pw") have the given costs. */
@@ -333,9 +333,10 @@ unknown_user_costs_the_same(void)
 	auth_times(set, "c", "nobody", &known, &unknown);
 	fprintf(stderr, "    wrong password at ln=12 %.2f ms, unknown user %.2f ms\n", known * 1e3,
 	    unknown * 1e3);
-	/* Loose bounds for a busy machine: a dummy of the common ln=10 would be 4 times faster,
-	 * the default ln=17 32 times slower, and no dummy at all nearly free. */
-	CHECK(unknown > known * 0.5 && unknown < known * 2.0);
+	/* Loose bounds for a busy machine (and a sanitizer build): a dummy of the common ln=10
+	 * would be 4 times faster, the default ln=17 32 times slower, and no dummy at all nearly
+	 * free. unknown_user_costs_the_costliest checks the dummy's cost itself. */
+	CHECK(unknown > known * 0.4 && unknown < known * 2.5);
 	users_free(set);
 }
 
