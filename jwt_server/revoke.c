@@ -10,8 +10,11 @@
  * replica that missed the last writes, a FLUSHALL) would bring revoked tokens back to life. So
  * it fails closed: the marker "denylist:since" holds the second from which the list is complete.
  * Every (re)connection writes it unless it exists (SET NX), and every check reads it with the
- * deny-list entries (one MGET): a token issued before it is refused as revoked, and a missing marker refuses
- * the token and writes a new one. Tokens issued after the loss keep working.
+ * deny-list entries (one MGET): a token issued before it is refused as revoked. A missing marker
+ * is written anew (SET NX); only when that write succeeds, on a master, is it a loss and the
+ * token refused; a node that refuses the write (a demoted master, a replica mid-failover) gets
+ * REVOKE_UNAVAILABLE (503), so a planned failover revokes nothing. Tokens issued after a loss
+ * keep working.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +77,30 @@ revoke_thread_fini(struct http_thread *t)
 	t->data = NULL;
 }
 
+/*
+ * The reply to SET denylist:since NOW NX, sent when a check read no marker. Only a node that
+ * takes the write is a master whose list is really gone: "OK" fails closed (the token is
+ * refused). A node that refuses it (READONLY: a demoted master or a replica, which rconn leaves
+ * for the sentinels' master) or already has a marker (the read was stale) proves no loss, so
+ * the answer is REVOKE_UNAVAILABLE and the client retries: a failover revokes nothing.
+ */
+static void
+revoke_lost_done(struct rconn *rc, redisReply *reply, void *arg)
+{
+	struct revoke_op *op = arg;
+	enum revoke_result res = REVOKE_UNAVAILABLE;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_STATUS) {
+		log_warnx("deny-list: %s was gone: Redis lost the list, so every token issued "
+		    "before now is refused until it expires", REVOKE_MARKER);
+		res = REVOKE_YES;
+	} else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		log_warnx("deny-list: %s missing on a node that refuses writes: %s",
+		    REVOKE_MARKER, reply->str);
+	op->ro_cb(op->ro_arg, res);
+	free(op);
+}
+
 /* The reply to MGET denylist:since deny:<jti> gdeny:<sub>:<gen> [fdeny:<fam>]. */
 static void
 revoke_check_done(struct rconn *rc, redisReply *reply, void *arg)
@@ -86,10 +113,10 @@ revoke_check_done(struct rconn *rc, redisReply *reply, void *arg)
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
 		since = reply->element[0];
 		if (since->type != REDIS_REPLY_STRING) {
-			log_warnx("deny-list: %s is gone: refusing tokens issued before now",
-			    REVOKE_MARKER);
-			revoke_marker(rc, NULL);
-			res = REVOKE_YES;
+			/* Judged by revoke_lost_done(), which then owns op. */
+			if (rconn_command(rc, revoke_lost_done, op, "SET " REVOKE_MARKER
+			    " %lld NX", (long long)time(NULL)) == 0)
+				return;
 		} else {
 			res = op->ro_iat < atoll(since->str) ? REVOKE_YES : REVOKE_NO;
 			for (i = 1; i < reply->elements; i++)

@@ -179,9 +179,27 @@ cluster_redis_start() {
 	cluster_wait "$name" "$port"
 }
 
-# The data nodes' lines after the common ones; the replicas add replicaof.
+# The data nodes' lines after the common ones; the replicas add replicaof. No diskless-sync
+# delay (5 s by default, to batch replicas): the replicas start together and sync at once.
 cluster_redis_data_conf() {
 	printf 'masterauth "%s"\nappendonly yes\nappendfsync everysec\nsave ""\n' "$REDIS_PASSWORD"
+	printf 'repl-diskless-sync-delay 0\n'
+}
+
+# Waits until the replica NAME on PORT has finished its first sync (master_link_status:up), so
+# that an -ha cluster is up only when a failover or a WAIT can count on the replicas.
+cluster_redis_synced() {
+	local name=$1 port=$2 i=0 info
+	while [ "$i" -lt $((${CLUSTER_START_TIMEOUT:-20} * 20)) ]; do
+		info=$(REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h "$(host_of "$name")" -p "$port" \
+			INFO replication 2>/dev/null) || true
+		case $info in *master_link_status:up*) return 0 ;; esac
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "cluster.sh: $name did not finish its sync with the master; its log:" >&2
+	tail -n 20 "$RUNDIR/logs/$name.log" >&2 || true
+	return 1
 }
 
 cluster_redis() {
@@ -197,6 +215,9 @@ cluster_redis() {
 	for i in 1 2; do
 		{ cluster_redis_data_conf; echo "replicaof 127.0.0.1 $REDIS_PORT"; } |
 			cluster_redis_start "redis-r$i" "${REDIS_PORTS[$i]}"
+	done
+	for i in 1 2; do
+		cluster_redis_synced "redis-r$i" "${REDIS_PORTS[$i]}"
 	done
 	for i in 1 2 3; do
 		p=${REDIS_PORTS[$((i + 2))]}
