@@ -79,7 +79,9 @@ cluster_wait() {
 	local name=$1 port=$2 pid prog
 	read -r pid prog <"$RUNDIR/pids/$name.pid"
 	if ! netns_wait_port "$(host_of "$name")" "$port" "$pid" "$prog"; then
-		echo "cluster.sh: $name ($prog) did not start listening on $(host_of "$name"):$port; its log:" >&2
+		echo "cluster.sh: $name ($prog) did not start listening on $(host_of "$name"):$port" >&2
+		lib_why "$pid" "$prog" >&2
+		echo "its log:" >&2
 		tail -n 20 "$RUNDIR/logs/$name.log" >&2 || true
 		return 1
 	fi

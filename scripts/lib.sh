@@ -39,18 +39,64 @@ lib_check_port() {
 	[ "$2" -le 65535 ] || lib_usage_error "$1 needs a port number from 1 to 65535, not '$2'"
 }
 
-# Prints N distinct TCP ports that are free on 127.0.0.1 right now, one per line. All sockets stay
-# bound until every port is chosen, so the N ports differ from each other.
+# Prints N distinct TCP ports that are free on 127.0.0.1 right now, one per line. They come from
+# below the kernel's ephemeral range, so no outgoing connection (a probe, a Redis client, a
+# balancer's pool) can hold one when its program binds it; and never one handed out in the last
+# two minutes: the choice is made under a lock on $TMPDIR/authlab-ports, which notes every pick, so
+# scripts started side by side (web.sh starts five clusters at once) never get the same port.
 lib_free_ports() {
-	"$PYTHON" -c '
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
+	"$PYTHON" - "$1" "${TMPDIR:-/tmp}/authlab-ports" <<'EOF'
+import fcntl, random, socket, sys, time
+n, path, now = int(sys.argv[1]), sys.argv[2], time.time()
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+except OSError:
+    low = 32768
+lo, hi = (10000, low) if low > 12000 else (10000, 65536)
+with open(path, "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    recent = {}
+    for line in f:
+        w = line.split()
+        if len(w) == 2 and now - float(w[1]) < 120:
+            recent[int(w[0])] = w[1]
+    socks = []
+    while len(socks) < n:
+        port = random.randrange(lo, hi)
+        if port in recent:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+        recent[port] = "%.0f" % now
+    f.seek(0)
+    f.truncate()
+    f.write("".join("%d %s\n" % kv for kv in recent.items()))
 print("\n".join(str(s.getsockname()[1]) for s in socks))
-' "$1"
+EOF
+}
+
+# Prints why PID (NAME), a child of this shell, is not serving: its exit status or the signal that
+# killed it, or that it is still running (it did not listen in time), so the reason shows even when
+# its log is empty. Call it in this shell, not in $(...): a subshell cannot wait for our child.
+lib_why() {
+	local pid=$1 name=$2 rc=0
+	if lib_alive "$pid" "$name"; then
+		echo "$name (pid $pid) is still running"
+		return 0
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	if [ "$rc" -gt 128 ] && [ "$rc" != 255 ]; then
+		echo "$name (pid $pid) was killed by signal $((rc - 128)) ($(kill -l "$rc" 2>/dev/null))"
+	else
+		echo "$name (pid $pid) exited with status $rc"
+	fi
 }
 
 # True when PID is a live (not zombie) process whose command line mentions NAME, or a child of

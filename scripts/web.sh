@@ -43,7 +43,9 @@ web_wait() {
 	local name=$1 port=$2 pid prog
 	read -r pid prog <"$RUNDIR/pids/$name.pid"
 	lib_wait_port "$port" "$pid" "$prog" 20 && return 0
-	echo "web.sh: $name did not start listening on 127.0.0.1:$port; its log:" >&2
+	echo "web.sh: $name did not start listening on 127.0.0.1:$port" >&2
+	lib_why "$pid" "$prog" >&2
+	echo "its log:" >&2
 	tail -n 20 "$RUNDIR/logs/$name.log" >&2 || true
 	return 1
 }
