@@ -468,6 +468,17 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	    "write timeout" : "connection error");
 }
 
+/* Answers 408 with message (a static string) for a head or body that came too late, then lets go. */
+static void
+conn_late(struct http_conn *c, const char *message)
+{
+	c->c_running = 1;
+	conn_fail(c, 408, message);
+	conn_flush(c);
+	c->c_running = 0;
+	conn_release(c);
+}
+
 static void
 conn_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -480,18 +491,10 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, "idle");
 			return;
 		}
-		c->c_running = 1;
-		conn_fail(c, 408, "The request head did not arrive in time.");
-		conn_flush(c);
-		c->c_running = 0;
-		conn_release(c);
+		conn_late(c, "The request head did not arrive in time.");
 		return;
 	case CONN_BODY:
-		c->c_running = 1;
-		conn_fail(c, 408, "The request body did not arrive in time.");
-		conn_flush(c);
-		c->c_running = 0;
-		conn_release(c);
+		conn_late(c, "The request body did not arrive in time.");
 		return;
 	default:
 		conn_close(c, NULL);
