@@ -34,16 +34,20 @@
  * claims still judged against the clock and the verifier's rules, on every use.
  */
 struct jwt_cache_slot {
-	pthread_mutex_t		 cs_lock;
 	char			*cs_input;	/* header.payload as received; NULL: empty */
 	size_t			 cs_len;
 	const struct jwt_key	*cs_key;	/* owned by the verifier */
-	json_t			*cs_claims;	/* the slot's own; callers get copies */
+	json_t			*cs_claims;
 };
 
+/*
+ * Each thread has a cache of its own, for one verifier at a time: no lock, and a claims object
+ * never crosses threads (Jansson's reference counts are not made to be shared: the decrement
+ * that frees lacks an acquire), so a hit hands out a reference instead of a copy.
+ */
 struct jwt_cache {
+	unsigned long		 c_owner;	/* v_id of the verifier it serves */
 	struct jwt_cache_slot	 c_slot[JWT_CACHE_SLOTS];	/* direct-mapped */
-	unsigned long		 c_hits;			/* atomic */
 };
 
 struct jwt_verifier {
@@ -53,9 +57,14 @@ struct jwt_verifier {
 	char			*v_audience;
 	long			 v_leeway;
 	size_t			 v_max_len;
-	struct jwt_cache	*v_cache;	/* changed under each slot's lock, also
-						 * through a const verifier */
+	unsigned long		 v_id;		/* unique, new with every key: caches go stale */
+	unsigned long		 v_hits;	/* atomic: verifications answered by a cache */
 };
+
+static pthread_key_t jwt_cache_key;
+static pthread_once_t jwt_cache_once = PTHREAD_ONCE_INIT;
+static int jwt_cache_usable;
+static unsigned long jwt_verifier_ids;	/* atomic: the last v_id given out */
 
 static const struct {
 	const char	*code;
@@ -302,48 +311,87 @@ fail:
 
 /* ---- Verification ---- */
 
-struct jwt_verifier *
-jwt_verifier_new(void)
-{
-	struct jwt_verifier *v;
-	size_t i;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL ||
-	    (v->v_cache = calloc(1, sizeof(*v->v_cache))) == NULL) {
-		free(v);
-		return NULL;
-	}
-	v->v_leeway = JWT_DEFAULT_LEEWAY;
-	v->v_max_len = JWT_MAX_TOKEN;
-	for (i = 0; i < JWT_CACHE_SLOTS; i++)
-		pthread_mutex_init(&v->v_cache->c_slot[i].cs_lock, NULL);
-	return v;
-}
-
-/* Empties slot cs; the caller holds its lock or is the only thread. */
+/* Empties slot cs. */
 static void
 jwt_cache_clear(struct jwt_cache_slot *cs)
 {
 	free(cs->cs_input);
 	json_decref(cs->cs_claims);
-	cs->cs_input = NULL;
-	cs->cs_len = 0;
-	cs->cs_key = NULL;
-	cs->cs_claims = NULL;
+	memset(cs, 0, sizeof(*cs));
+}
+
+/* Frees a thread's cache: the thread is ending, or its verifier is. */
+static void
+jwt_cache_free(void *arg)
+{
+	struct jwt_cache *c = arg;
+	size_t i;
+
+	for (i = 0; i < JWT_CACHE_SLOTS; i++)
+		jwt_cache_clear(&c->c_slot[i]);
+	free(c);
+}
+
+static void
+jwt_cache_init(void)
+{
+	jwt_cache_usable = pthread_key_create(&jwt_cache_key, jwt_cache_free) == 0;
+}
+
+/* The calling thread's cache, emptied first when it served another verifier; NULL when out of
+ * memory (the verification then simply goes without). */
+static struct jwt_cache *
+jwt_cache_of(const struct jwt_verifier *v)
+{
+	struct jwt_cache *c;
+	unsigned long id = __atomic_load_n(&v->v_id, __ATOMIC_RELAXED);
+	size_t i;
+
+	if (pthread_once(&jwt_cache_once, jwt_cache_init) != 0 || !jwt_cache_usable)
+		return NULL;
+	if ((c = pthread_getspecific(jwt_cache_key)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		if (pthread_setspecific(jwt_cache_key, c) != 0) {
+			free(c);
+			return NULL;
+		}
+	}
+	if (c->c_owner != id) {
+		for (i = 0; i < JWT_CACHE_SLOTS; i++)
+			jwt_cache_clear(&c->c_slot[i]);
+		c->c_owner = id;
+	}
+	return c;
+}
+
+struct jwt_verifier *
+jwt_verifier_new(void)
+{
+	struct jwt_verifier *v;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return NULL;
+	v->v_leeway = JWT_DEFAULT_LEEWAY;
+	v->v_max_len = JWT_MAX_TOKEN;
+	v->v_id = __atomic_add_fetch(&jwt_verifier_ids, 1, __ATOMIC_RELAXED);
+	return v;
 }
 
 void
 jwt_verifier_free(struct jwt_verifier *v)
 {
+	struct jwt_cache *c;
 	size_t i;
 
 	if (v == NULL)
 		return;
-	for (i = 0; i < JWT_CACHE_SLOTS; i++) {
-		jwt_cache_clear(&v->v_cache->c_slot[i]);
-		pthread_mutex_destroy(&v->v_cache->c_slot[i].cs_lock);
+	/* The other threads' caches go stale (no verifier has this id again) and go with them. */
+	if (jwt_cache_usable && (c = pthread_getspecific(jwt_cache_key)) != NULL &&
+	    c->c_owner == v->v_id) {
+		pthread_setspecific(jwt_cache_key, NULL);
+		jwt_cache_free(c);
 	}
-	free(v->v_cache);
 	for (i = 0; i < v->v_nkeys; i++)
 		jwt_key_free(v->v_keys[i]);
 	free(v->v_issuer);
@@ -362,9 +410,9 @@ jwt_verifier_add_key(struct jwt_verifier *v, struct jwt_key *k)
 		if (strcmp(v->v_keys[i]->k_kid, k->k_kid) == 0)
 			return -1;
 	v->v_keys[v->v_nkeys++] = k;
-	/* Another key can change which key a remembered header chooses. */
-	for (i = 0; i < JWT_CACHE_SLOTS; i++)
-		jwt_cache_clear(&v->v_cache->c_slot[i]);
+	/* Another key can change which key a remembered header chooses: every cache goes stale. */
+	__atomic_store_n(&v->v_id, __atomic_add_fetch(&jwt_verifier_ids, 1, __ATOMIC_RELAXED),
+	    __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -383,7 +431,7 @@ jwt_verifier_key(const struct jwt_verifier *v, size_t i)
 unsigned long
 jwt_verifier_cache_hits(const struct jwt_verifier *v)
 {
-	return __atomic_load_n(&v->v_cache->c_hits, __ATOMIC_RELAXED);
+	return __atomic_load_n(&v->v_hits, __ATOMIC_RELAXED);
 }
 
 static int
@@ -587,11 +635,11 @@ jwt_check_claims(const struct jwt_verifier *v, json_t *c, time_t now)
 	return JWT_VALID;
 }
 
-/* The slot for a signing input: FNV-1a over 8-byte words, folded. Only tokens with a good
- * signature get in, so nobody can aim many inputs at one slot without signed tokens, and then
- * they only evict each other. */
+/* The slot of cache c for a signing input: FNV-1a over 8-byte words, folded. Only tokens with a
+ * good signature get in, so nobody can aim many inputs at one slot without signed tokens, and
+ * then they only evict each other. */
 static struct jwt_cache_slot *
-jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
+jwt_cache_slot(struct jwt_cache *c, const char *in, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ULL, w;
 	size_t i;
@@ -604,60 +652,46 @@ jwt_cache_slot(const struct jwt_verifier *v, const char *in, size_t n)
 	for (; i < n; i++)
 		h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
 	h ^= h >> 32;
-	return &v->v_cache->c_slot[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
+	return &c->c_slot[(h ^ (h >> 16)) % JWT_CACHE_SLOTS];
 }
 
-/*
- * The claims remembered for exactly these n bytes of signing input: a new object of the
- * caller's own, with *k set to the key the header chose; or NULL. The remembered object never
- * leaves its slot's lock: a copy costs a fraction of parsing, and Jansson's reference counts are
- * not made to be shared between threads (the count that frees lacks an acquire).
- */
+/* The claims remembered for exactly these n bytes of signing input (a new reference), with *k
+ * set to the key the header chose; or NULL. */
 static json_t *
 jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key **k)
 {
+	struct jwt_cache *c;
 	struct jwt_cache_slot *cs;
-	json_t *claims = NULL;
 
-	if (n > JWT_CACHE_MAX_INPUT)
+	if (n > JWT_CACHE_MAX_INPUT || (c = jwt_cache_of(v)) == NULL)
 		return NULL;
-	cs = jwt_cache_slot(v, in, n);
-	pthread_mutex_lock(&cs->cs_lock);
-	if (cs->cs_input != NULL && cs->cs_len == n && memcmp(cs->cs_input, in, n) == 0) {
-		if ((claims = json_deep_copy(cs->cs_claims)) != NULL)
-			*k = cs->cs_key;
-	}
-	pthread_mutex_unlock(&cs->cs_lock);
-	if (claims != NULL)
-		__atomic_add_fetch(&v->v_cache->c_hits, 1, __ATOMIC_RELAXED);
-	return claims;
+	cs = jwt_cache_slot(c, in, n);
+	if (cs->cs_input == NULL || cs->cs_len != n || memcmp(cs->cs_input, in, n) != 0)
+		return NULL;
+	__atomic_add_fetch((unsigned long *)&v->v_hits, 1, __ATOMIC_RELAXED);
+	*k = cs->cs_key;
+	return json_incref(cs->cs_claims);
 }
 
-/* Remembers an accepted token's signing input, key and a copy of its claims, replacing
+/* Remembers an accepted token's signing input, key and claims (a new reference), replacing
  * whatever had its slot. Out of memory, it simply remembers nothing. */
 static void
 jwt_cache_put(const struct jwt_verifier *v, const char *in, size_t n, const struct jwt_key *k,
     json_t *claims)
 {
+	struct jwt_cache *c;
 	struct jwt_cache_slot *cs;
-	json_t *mine;
 	char *copy;
 
-	if (n > JWT_CACHE_MAX_INPUT || (copy = malloc(n)) == NULL)
+	if (n > JWT_CACHE_MAX_INPUT || (c = jwt_cache_of(v)) == NULL || (copy = malloc(n)) == NULL)
 		return;
-	if ((mine = json_deep_copy(claims)) == NULL) {
-		free(copy);
-		return;
-	}
 	memcpy(copy, in, n);
-	cs = jwt_cache_slot(v, in, n);
-	pthread_mutex_lock(&cs->cs_lock);
+	cs = jwt_cache_slot(c, in, n);
 	jwt_cache_clear(cs);
 	cs->cs_input = copy;
 	cs->cs_len = n;
 	cs->cs_key = k;
-	cs->cs_claims = mine;
-	pthread_mutex_unlock(&cs->cs_lock);
+	cs->cs_claims = json_incref(claims);
 }
 
 int

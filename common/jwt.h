@@ -93,9 +93,11 @@ void jwt_verifier_set_max_len(struct jwt_verifier *, size_t max);
  * then *claims (if claims is not NULL) gets a new reference to the payload, or a rejection
  * reason. Safe to call from several threads at once on the same verifier.
  *
- * The verifier remembers the last accepted tokens (a bounded cache keyed by the exact header and
- * payload bytes) so that it parses each one once; the signature and the claims are still checked
- * on every call, and each caller gets a payload object of its own.
+ * Each thread remembers the last tokens it accepted (a bounded cache keyed by the exact header
+ * and payload bytes) so that it parses each one once; the signature and the claims are still
+ * checked on every call. The payload may be the one the cache holds: read it, do not change it,
+ * and drop the reference on the thread that got it. The cache of a thread goes when the thread
+ * ends; jwt_verifier_free() frees the calling thread's.
  */
 int jwt_verify(const struct jwt_verifier *, const char *token, size_t len, time_t now,
     enum jwt_reason *why, json_t **claims);

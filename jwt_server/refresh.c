@@ -1,8 +1,8 @@
 /*
  * Refresh tokens and logging out everywhere (jwt_server with --revocation).
  *
- * A login starts a family: an opaque refresh token (256 random bits) whose SHA-256 is stored in
- * Redis, never the token itself. POST /refresh spends it and answers a new access token and a new
+ * A login starts a family: an opaque refresh token (a secret of secret.h) whose SHA-256 is stored
+ * in Redis, never the token itself. POST /refresh spends it and answers a new access token and a new
  * refresh token of the same family (rotation). A spent token that comes back means two parties
  * hold it, the owner and a thief, and nobody can tell which is which: the whole family is revoked
  * (RFC 9700 section 4.14.2), its newest refresh token dies with it, and its access tokens, which
@@ -26,18 +26,15 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "base64.h"
 #include "body.h"
 #include "cookie.h"
 #include "log.h"
+#include "secret.h"
 #include "jwtsrv.h"
 
-#define REFRESH_BYTES		32	/* 256 random bits */
-#define REFRESH_LEN		43	/* their base64url */
-#define REFRESH_HASH_LEN	43	/* base64url of a SHA-256 */
 #define REFRESH_FAM_BYTES	16
 #define REFRESH_COOKIE_PATH	"/refresh"
 #define REFRESH_MAX_PRESENTED	1024	/* longer is not even read as a wrong token */
@@ -96,7 +93,7 @@ struct refresh_op {
 	struct http_req		*ro_req;
 	const struct user	*ro_user;	/* login: owned by the server's users */
 	char			 ro_fam[JWTSRV_FAM_LEN + 1];
-	char			 ro_token[REFRESH_LEN + 1];	/* the new refresh token */
+	char			 ro_token[SECRET_LEN + 1];	/* the new refresh token */
 };
 
 /* A logout waiting for Redis. */
@@ -118,50 +115,6 @@ refresh_op_free(struct refresh_op *op)
 {
 	OPENSSL_cleanse(op->ro_token, sizeof(op->ro_token));
 	free(op);
-}
-
-/* Writes base64url(SHA-256(raw)) into hash (REFRESH_HASH_LEN + 1 bytes). */
-static int
-refresh_hash_raw(const unsigned char *raw, size_t len, char *hash)
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(raw, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
-		return -1;
-	base64_encode(BASE64_URL, md, sizeof(md), hash);
-	return 0;
-}
-
-/* Makes a new refresh token and its hash. Returns 0, or -1 when the CSPRNG fails. */
-static int
-refresh_token_new(char *token, char *hash)
-{
-	unsigned char raw[REFRESH_BYTES];
-	int rv = -1;
-
-	if (RAND_bytes(raw, sizeof(raw)) == 1) {
-		base64_encode(BASE64_URL, raw, sizeof(raw), token);
-		rv = refresh_hash_raw(raw, sizeof(raw), hash);
-	}
-	OPENSSL_cleanse(raw, sizeof(raw));
-	return rv;
-}
-
-/* Hashes a presented token. Returns 0, or -1 when it is not the base64url of exactly
- * REFRESH_BYTES bytes (so Redis is never asked about garbage, an access token included). */
-static int
-refresh_token_hash(const char *token, size_t len, char *hash)
-{
-	unsigned char raw[REFRESH_BYTES + 3];
-	size_t rawlen = 0;
-	int rv = -1;
-
-	if (len == REFRESH_LEN && base64_decode(BASE64_URL, token, len, raw, &rawlen) == 0 &&
-	    rawlen == REFRESH_BYTES)
-		rv = refresh_hash_raw(raw, rawlen, hash);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	return rv;
 }
 
 void
@@ -243,7 +196,7 @@ void
 refresh_login(struct http_req *r, const struct user *u)
 {
 	unsigned char fam[REFRESH_FAM_BYTES];
-	char hash[REFRESH_HASH_LEN + 1];
+	char hash[SECRET_HASH_LEN + 1];
 	struct refresh_op *op;
 	int rv;
 
@@ -256,7 +209,7 @@ refresh_login(struct http_req *r, const struct user *u)
 	if (jwtsrv.js_refresh_ttl == 0) {
 		rv = rconn_command(r->thr->data, refresh_login_done, op, "GET ugen:%s", u->username);
 	} else {
-		if (RAND_bytes(fam, sizeof(fam)) != 1 || refresh_token_new(op->ro_token, hash) == -1) {
+		if (RAND_bytes(fam, sizeof(fam)) != 1 || secret_new(op->ro_token, hash) == -1) {
 			refresh_op_free(op);
 			http_reply_error(r, 503, "busy", "Cannot make a refresh token; try again.");
 			return;
@@ -378,7 +331,7 @@ refresh_presented(struct http_req *r, char *out, size_t outlen)
 void
 refresh_route(struct http_req *r)
 {
-	char presented[REFRESH_MAX_PRESENTED], old[REFRESH_HASH_LEN + 1], new[REFRESH_HASH_LEN + 1];
+	char presented[REFRESH_MAX_PRESENTED], old[SECRET_HASH_LEN + 1], new[SECRET_HASH_LEN + 1];
 	struct refresh_op *op;
 	int n;
 
@@ -400,13 +353,13 @@ refresh_route(struct http_req *r)
 		    "body ({\"refresh_token\": ...}) or the refresh_token cookie.");
 		return;
 	}
-	if (refresh_token_hash(presented, (size_t)n, old) == -1) {
+	if (secret_hash(presented, (size_t)n, old) == -1) {
 		OPENSSL_cleanse(presented, sizeof(presented));
 		refresh_reply_refused(r, "invalid_refresh_token", "That is not a refresh token.");
 		return;
 	}
 	OPENSSL_cleanse(presented, sizeof(presented));
-	if ((op = calloc(1, sizeof(*op))) == NULL || refresh_token_new(op->ro_token, new) == -1) {
+	if ((op = calloc(1, sizeof(*op))) == NULL || secret_new(op->ro_token, new) == -1) {
 		free(op);
 		http_reply_error(r, 503, "busy", "Cannot make a refresh token; try again.");
 		return;

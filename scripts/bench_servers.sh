@@ -116,23 +116,32 @@ declare -A R
 echo "bench_servers: $ROUNDS rounds of ${DURATION}s, wrk -t1 -c$CONNS, one server thread each${SRV_CPU:+, pinned}" >&2
 for ((i = 1; i <= ROUNDS; i++)); do
 	R[nginx]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:$NP/" | rps) "
-	for v in memory redis hs256 es256; do
-		R[ceil-$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:${PORT[$v]}/healthz" | rps) "
+	for v in memory redis hs256 es256; do	# which of a pair runs first alternates by round
+		((i % 2)) && R[ceil-$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:${PORT[$v]}/healthz" | rps) "
 		R[$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s -H "${HDR[$v]}" "http://127.0.0.1:${PORT[$v]}/profile" | rps) "
+		((i % 2)) || R[ceil-$v]+="$(wrk -t1 -c$CONNS -d${DURATION}s "http://127.0.0.1:${PORT[$v]}/healthz" | rps) "
 	done
 	echo "  round $i done" >&2
 done
 
-printf '\n| server | ceiling /healthz req/s | /profile req/s | ratio |\n|---|---:|---:|---:|\n'
+# Ratios are taken within each round (the two runs sat next to each other in time), then the
+# median of the rounds' ratios: slow drifts of a shared machine cancel out of each pair.
+ratios() {	# two space-separated lists of the same length -> their ratios, one per line
+	paste <(echo "$1" | tr ' ' '\n' | grep .) <(echo "$2" | tr ' ' '\n' | grep .) |
+		awk '{ printf "%.4f\n", $1 / $2 }'
+}
+span() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
+printf '\n| server | ceiling /healthz req/s | /profile req/s | ratio (median of rounds) | ratio range |\n'
+printf '|---|---:|---:|---:|---:|\n'
 for v in memory redis hs256 es256; do
 	c=$(echo "${R[ceil-$v]}" | tr ' ' '\n' | grep . | median)
 	p=$(echo "${R[$v]}" | tr ' ' '\n' | grep . | median)
-	printf '| %s | %.0f | %.0f | %.2f |\n' "$v" "$c" "$p" "$(echo "$p $c" | awk '{ print $1 / $2 }')"
+	printf '| %s | %.0f | %.0f | %.2f | %s |\n' "$v" "$c" "$p" \
+		"$(ratios "${R[$v]}" "${R[ceil-$v]}" | median)" "$(ratios "${R[$v]}" "${R[ceil-$v]}" | span)"
 done
 n=$(echo "${R[nginx]}" | tr ' ' '\n' | grep . | median)
-c=$(echo "${R[ceil-memory]}" | tr ' ' '\n' | grep . | median)
-printf '\nnginx return 200 (one worker): %.0f req/s; session_server /healthz is %.2fx nginx\n' \
-	"$n" "$(echo "$c $n" | awk '{ print $1 / $2 }')"
+printf '\nnginx return 200 (one worker): %.0f req/s; session_server /healthz is %.2fx nginx (rounds %s)\n' \
+	"$n" "$(ratios "${R[ceil-memory]}" "${R[nginx]}" | median)" "$(ratios "${R[ceil-memory]}" "${R[nginx]}" | span)"
 # ES256 /profile is bounded by one signature verification per request: openssl's own rate.
 es=$("${SRV_CPU[@]}" openssl speed -seconds 2 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(nistp256\)/ { print $NF }')
 printf 'openssl speed ecdsap256 verify: %s/s on one core (ES256 /profile above)\n' "${es:-?}"
@@ -156,4 +165,5 @@ i=$(printf '%s\n' "${idle[@]}" | median)
 b=$(printf '%s\n' "${busy[@]}" | median)
 printf '\n/profile p99 (memory store, wrk -c10): idle %.2f ms, while logins hash %.2f ms (%.1fx)\n' \
 	"$i" "$b" "$(echo "$b $i" | awk '{ print $1 / $2 }')"
-printf 'logins per second during the busy runs (last round): %s\n' "$(rps <"$T/logins.txt")"
+printf 'logins per second during the busy runs (last round): %s (the hashing threads run at nice 10,\n' "$(rps <"$T/logins.txt")"
+printf 'so on this shared pinned core they get what the event loop leaves: that is what keeps p99 flat)\n'

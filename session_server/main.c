@@ -90,7 +90,7 @@ sess_key(struct http_req *r, char *key)
 		http_reply_error(r, 401, "not_authenticated", "Log in first.");
 		return -1;
 	}
-	if (store_sid_key(sid, key) == -1) {
+	if (secret_hash(sid, strlen(sid), key) == -1) {
 		http_auth_failure(r, "invalid_session");
 		sess_set_cookie(r, NULL);
 		http_reply_error(r, 401, "invalid_session", "The session cookie is not valid.");
@@ -157,13 +157,13 @@ sess_login_ok(struct http_req *r, const struct user *user)
 
 	/* The session this browser had ends here: a login never keeps the old one alive. */
 	if (hdr != NULL && cookie_get(hdr, SID_COOKIE, oldsid, sizeof(oldsid)) != -1 &&
-	    store_sid_key(oldsid, key) == 0)
+	    secret_hash(oldsid, strlen(oldsid), key) == 0)
 		store_delete(sess_conn(r), key, store_now(), sess_ignore, NULL);
 	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
 		http_reply_error(r, 503, "busy", "The server is out of memory; try again.");
 		return;
 	}
-	if (store_sid_new(ls->ls_sid, key) == -1) {
+	if (secret_new(ls->ls_sid, key) == -1) {
 		log_warnx("%s: the CSPRNG failed", __func__);
 		free(ls);
 		http_reply_error(r, 503, "busy", "Cannot make a session id; try again.");

@@ -7,11 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
-#include "base64.h"
 #include "prom.h"
 #include "store.h"
 
@@ -31,47 +26,6 @@ static struct {
 	atomic_ulong	expired;
 	atomic_ulong	evicted;
 } counters;
-
-/* Writes base64url(SHA-256(raw)) into key. */
-static int
-store_key_of(const unsigned char *raw, size_t len, char *key)
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(raw, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
-		return -1;
-	base64_encode(BASE64_URL, md, sizeof(md), key);
-	return 0;
-}
-
-int
-store_sid_new(char *sid, char *key)
-{
-	unsigned char raw[STORE_SID_BYTES];
-	int rv = -1;
-
-	if (RAND_bytes(raw, sizeof(raw)) == 1) {
-		base64_encode(BASE64_URL, raw, sizeof(raw), sid);
-		rv = store_key_of(raw, sizeof(raw), key);
-	}
-	OPENSSL_cleanse(raw, sizeof(raw));
-	return rv;
-}
-
-int
-store_sid_key(const char *sid, char *key)
-{
-	unsigned char raw[STORE_SID_BYTES + 3];	/* base64_decoded_max(43) */
-	size_t n = strlen(sid), rawlen = 0;
-	int rv = -1;
-
-	if (n == STORE_SID_LEN && base64_decode(BASE64_URL, sid, n, raw, &rawlen) == 0 &&
-	    rawlen == STORE_SID_BYTES)
-		rv = store_key_of(raw, rawlen, key);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	return rv;
-}
 
 int64_t
 store_now(void)

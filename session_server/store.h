@@ -3,9 +3,9 @@
  * asynchronous interface over two back ends, an in-process table (store_memory.c) and Redis
  * (store_redis.c), so that the HTTP handlers do not know which one they talk to.
  *
- * A session id is 256 bits from the OpenSSL CSPRNG, base64url (43 characters). The stores never
- * see it: they are keyed by base64url(SHA-256(id)), so a dump of Redis or of the process holds
- * no cookie anyone could replay, and comparing keys leaks nothing useful through timing.
+ * A session id is a secret of secret.h (256 random bits, base64url). The stores never see it:
+ * they are keyed by its hash, base64url(SHA-256(id)), so a dump of Redis or of the process
+ * holds no cookie anyone could replay.
  *
  * There is one struct store per server and one struct store_conn per event-loop thread (the
  * Redis back end keeps one connection per thread there). Every operation calls its callback
@@ -22,10 +22,10 @@
 
 #include "body.h"
 #include "rconn.h"
+#include "secret.h"
 
-#define STORE_SID_BYTES		32
-#define STORE_SID_LEN		43	/* base64url of 32 bytes, no padding */
-#define STORE_KEY_LEN		43	/* base64url of a SHA-256 */
+#define STORE_SID_LEN		SECRET_LEN	/* a session id: secret_new(), secret_hash() */
+#define STORE_KEY_LEN		SECRET_HASH_LEN	/* the key it is stored under */
 #define STORE_MAX_USER		BODY_MAX_FIELD
 
 struct session {
@@ -109,13 +109,6 @@ void store_free(struct store *st);
 /* Per-thread state, owned by the caller: free with store_conn_free() on the same thread. */
 struct store_conn *store_conn_new(struct store *st, struct event_base *base, int idx);
 void store_conn_free(struct store_conn *sc);
-
-/* Makes a fresh id (STORE_SID_LEN + 1 bytes, NUL-terminated) and its key (STORE_KEY_LEN + 1).
- * Returns 0, or -1 when the CSPRNG fails (the caller must then refuse the login). */
-int store_sid_new(char *sid, char *key);
-/* Derives the key of a client-sent id. Returns 0, or -1 when sid is not the base64url of exactly
- * STORE_SID_BYTES bytes (so no store is ever asked about garbage). */
-int store_sid_key(const char *sid, char *key);
 
 /* Wall-clock milliseconds, the unit of session times. */
 int64_t store_now(void);

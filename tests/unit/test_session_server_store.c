@@ -64,41 +64,6 @@ get(struct store_conn *sc, const char *key, int64_t t, struct answer *a)
 }
 
 static void
-test_sid_and_key(void)
-{
-	char sid[STORE_SID_LEN + 1], key[STORE_KEY_LEN + 1], key2[STORE_KEY_LEN + 1];
-	char other[STORE_SID_LEN + 1], bad[64];
-	size_t i;
-
-	CHECK_INT(store_sid_new(sid, key), 0);
-	CHECK_INT(strlen(sid), STORE_SID_LEN);
-	CHECK_INT(strlen(key), STORE_KEY_LEN);
-	CHECK_INT(strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-	    STORE_SID_LEN);
-	CHECK(strcmp(sid, key) != 0);
-	CHECK_INT(store_sid_key(sid, key2), 0);
-	CHECK_STR(key2, key);
-	CHECK_INT(store_sid_new(other, key2), 0);
-	CHECK(strcmp(other, sid) != 0 && strcmp(key2, key) != 0);
-
-	CHECK_INT(store_sid_key("", key2), -1);
-	CHECK_INT(store_sid_key("abc", key2), -1);
-	snprintf(bad, sizeof(bad), "%sA", sid);
-	CHECK_INT(store_sid_key(bad, key2), -1);		/* 44 characters */
-	snprintf(bad, sizeof(bad), "%s", sid);
-	bad[10] = '+';
-	CHECK_INT(store_sid_key(bad, key2), -1);		/* standard alphabet */
-	bad[10] = '=';
-	CHECK_INT(store_sid_key(bad, key2), -1);
-	snprintf(bad, sizeof(bad), "%.42sB", sid);		/* 'B': trailing bits not zero */
-	CHECK_INT(store_sid_key(bad, key2), -1);
-	for (i = 0; i < 5; i++) {
-		snprintf(bad, sizeof(bad), "%.42s%c", sid, "AEIMQ"[i]);
-		CHECK_INT(store_sid_key(bad, key2), 0);	/* canonical endings */
-	}
-}
-
-static void
 test_memory_lookup_slides_idle(void)
 {
 	struct store *st = memory(10);
@@ -206,7 +171,7 @@ worker_main(void *arg)
 	for (i = 0; i < PER_THREAD; i++) {
 		snprintf(key, sizeof(key), "w%d-%06d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", w->idx, i);
 		put(sc, key, "u", t);
-		if (i % 16 == 0 && store_sid_new(sid, key) == 0)	/* the CSPRNG is thread-safe */
+		if (i % 16 == 0 && secret_new(sid, key) == 0)	/* the CSPRNG is thread-safe */
 			put(sc, key, "r", t);
 	}
 	for (i = 0; i < PER_THREAD; i++) {
@@ -255,6 +220,6 @@ test_memory_shared_between_threads(void)
 	store_free(st);
 }
 
-UNIT_MAIN(CASE(test_sid_and_key), CASE(test_memory_lookup_slides_idle),
+UNIT_MAIN(CASE(test_memory_lookup_slides_idle),
     CASE(test_memory_absolute_deadline), CASE(test_memory_delete),
     CASE(test_memory_evicts_least_recently_used), CASE(test_memory_shared_between_threads))
