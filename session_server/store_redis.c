@@ -20,10 +20,12 @@
  * (the cookie is never sent, so the session nobody can name just expires).
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "prom.h"
 #include "store.h"
 
 #define STORE_REDIS_COUNT_MS	2000	/* how often thread 0 refreshes the session count */
@@ -385,24 +387,30 @@ store_redis_metrics(struct store_conn *sc, struct evbuffer *out)
 {
 	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
 	const struct rconn_stats *st = rconn_stats(rd->rd_rc);
-	int t = sc->sc_index;
+	const struct {
+		const char		*name, *type, *help;
+		unsigned long long	 value;
+	} m[] = {
+		{ "redis_connects_total", "counter",
+		    "Successful (re)connections of this thread's connection.", st->connects },
+		{ "redis_disconnects_total", "counter", "Connections lost or dropped.",
+		    st->disconnects },
+		{ "redis_timeouts_total", "counter",
+		    "Connections dropped because a command timed out.", st->timeouts },
+		{ "redis_commands_total", "counter", "Commands sent.", st->commands },
+		{ "redis_refused_total", "counter",
+		    "Commands refused at once because Redis was down.", st->refused },
+		{ "redis_pending", "gauge", "Commands waiting for a reply.",
+		    (unsigned long long)rconn_pending(rd->rd_rc) },
+	};
+	char labels[32];
+	size_t i;
 
-	evbuffer_add_printf(out,
-	    "# HELP redis_connects_total Successful (re)connections of this thread's connection.\n"
-	    "# TYPE redis_connects_total counter\nredis_connects_total{thread=\"%d\"} %llu\n"
-	    "# HELP redis_disconnects_total Connections lost or dropped.\n"
-	    "# TYPE redis_disconnects_total counter\nredis_disconnects_total{thread=\"%d\"} %llu\n"
-	    "# HELP redis_timeouts_total Connections dropped because a command timed out.\n"
-	    "# TYPE redis_timeouts_total counter\nredis_timeouts_total{thread=\"%d\"} %llu\n"
-	    "# HELP redis_commands_total Commands sent.\n"
-	    "# TYPE redis_commands_total counter\nredis_commands_total{thread=\"%d\"} %llu\n"
-	    "# HELP redis_refused_total Commands refused at once because Redis was down.\n"
-	    "# TYPE redis_refused_total counter\nredis_refused_total{thread=\"%d\"} %llu\n"
-	    "# HELP redis_pending Commands waiting for a reply.\n"
-	    "# TYPE redis_pending gauge\nredis_pending{thread=\"%d\"} %d\n",
-	    t, (unsigned long long)st->connects, t, (unsigned long long)st->disconnects,
-	    t, (unsigned long long)st->timeouts, t, (unsigned long long)st->commands,
-	    t, (unsigned long long)st->refused, t, rconn_pending(rd->rd_rc));
+	snprintf(labels, sizeof(labels), "thread=\"%d\"", sc->sc_index);
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		prom_family(out, m[i].name, m[i].type, m[i].help);
+		prom_sample(out, m[i].name, labels, m[i].value);
+	}
 }
 
 static void
