@@ -136,6 +136,8 @@ revoke_add_done(struct rconn *rc, redisReply *reply, void *arg)
 
 	if (reply != NULL && reply->type == REDIS_REPLY_STATUS)
 		res = REVOKE_NO;
+	else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		log_warnx("redis logout: %s", reply->str);
 	op->ro_cb(op->ro_arg, res);
 	free(op);
 }

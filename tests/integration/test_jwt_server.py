@@ -214,6 +214,30 @@ def test_logout_with_revocation(users_file, secret, redis):
         assert a.stop() == 0 and b.stop() == 0
 
 
+@pytest.mark.parametrize("extra", [[], ["--refresh-ttl", "60"]], ids=["deny", "deny+family"])
+def test_logout_refused_by_redis_is_503_and_revokes_nothing(users_file, secret, redis, extra):
+    """Redis answers reads but refuses writes (OOM under noeviction): the logout must not
+    claim a revocation that never happened, and the token keeps working until a retry succeeds."""
+    rport = int(redis.url.rsplit(":", 1)[1])
+    p = start(users_file, "--secret-file", secret, extra=["--revocation", redis.url, *extra])
+    try:
+        tok = token_of(p.port)
+        assert redis_cmd(rport, "CONFIG", "SET", "maxmemory-policy", "noeviction") == "+OK\r\n"
+        assert redis_cmd(rport, "CONFIG", "SET", "maxmemory", "1") == "+OK\r\n"
+        assert profile(p.port, token=tok).status == 200     # reads still answered
+        r = harness.request(p.port, "POST", "/logout", headers={"Authorization": "Bearer " + tok})
+        assert r.status == 503 and r.json()["error"] == "store_unavailable", r
+        assert "revoked" not in r.json() and r.header("Set-Cookie") is None, r
+        assert "OOM command not allowed" in p.logs(), p.logs()
+        assert profile(p.port, token=tok).status == 200
+        assert redis_cmd(rport, "CONFIG", "SET", "maxmemory", "0") == "+OK\r\n"
+        r = harness.request(p.port, "POST", "/logout", headers={"Authorization": "Bearer " + tok})
+        assert r.status == 200 and r.json()["revoked"] is True, r
+        assert_invalid_token(profile(p.port, token=tok), "token_revoked")
+    finally:
+        assert p.stop() == 0
+
+
 def test_redis_down_is_503_never_valid(users_file, secret, redis):
     p = start(users_file, "--secret-file", secret,
               extra=["--revocation", redis.url, "--redis-timeout", "300"])
