@@ -91,6 +91,16 @@ def test_metrics_count_requests_and_auth_failures(server):
     assert "http_request_duration_seconds_count" in text
 
 
+def test_access_log_keeps_the_path_and_query_names_but_no_values(server):
+    """A token put in a URL (RFC 6750 discourages ?access_token=) must not end up in the log."""
+    harness.request(server.port, "POST", "/refresh?refresh_token=s3cr3t-refresh")
+    harness.request(server.port, "GET", "/profile?access_token=s3cr3t-access&s3cr3t-bare&x=")
+    logs = server.logs()
+    assert "s3cr3t" not in logs, logs
+    assert '"POST /refresh?refresh_token=<redacted>" 404' in logs, logs
+    assert '"GET /profile?access_token=<redacted>&<redacted>&x=" 401' in logs, logs
+
+
 def test_idle_connection_is_cut(server):
     with socket.create_connection(("127.0.0.1", server.port)) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
