@@ -283,7 +283,8 @@ authctl_useradd(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *username, *name = NULL, *email = "", *role = "user";
-	char pw[BODY_MAX_FIELD + 2], hash[PASSWD_MAX];
+	char pw[BODY_MAX_FIELD + 2], hash[PASSWD_MAX], err[1024];
+	struct users *set;
 	json_t *root = NULL, *entry;
 	int c, ln = PASSWD_DEFAULT_LN, pwlen, exists, ret = 1;
 	mode_t mode;
@@ -346,6 +347,11 @@ authctl_useradd(int argc, char **argv)
 	if (authctl_write(path, root, mode) == -1)
 		goto fail;
 	fprintf(stderr, "%s: added '%s' to %s\n", cli_prog, username, path);
+	/* The servers warn about a file of mixed costs when they start; say it here first. */
+	if ((set = users_load(path, err, sizeof(err))) != NULL &&
+	    users_mixed_costs(set, path, err, sizeof(err)))
+		fprintf(stderr, "%s: warning: %s\n", cli_prog, err);
+	users_free(set);
 	ret = 0;
  fail:
 	OPENSSL_cleanse(pw, sizeof(pw));

@@ -19,7 +19,10 @@
 #include "parse.h"
 
 #define LB_MAX_BACKENDS		64	/* the retry mask is one uint64_t */
-#define LB_REQ_HEAD_MAX		8192	/* request line + headers; more is 431 */
+/* Request line + headers; more is 431. Well below the login servers' HTTP_MAX_HEADERS (18 KiB):
+ * a head the balancer forwards, with the X-Forwarded-* and X-Request-Id it adds, is never too
+ * large for the server behind it, so a client never gets a 431 from a server it cannot see. */
+#define LB_REQ_HEAD_MAX		8192
 #define LB_RESP_HEAD_MAX	16384	/* a bigger response head from a backend is a 502 */
 #define LB_REQID_MAX		PARSE_REQID_MAX
 #define LB_MAX_ROUTES		17	/* the default pool and 16 --route prefixes */

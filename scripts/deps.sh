@@ -7,7 +7,7 @@ base="gcc libc6-dev make pkg-config libevent-dev libssl-dev libhiredis-dev libja
 openssl curl python3 python3-pytest python3-jwt python3-cryptography haproxy nginx-light iproute2"
 case "${1:-test}" in
 -h | --help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-bench) want="$base wrk gnuplot-nox" ;;
+bench) want="$base wrk" ;;
 hardening) want="$base clang libclang-rt-14-dev valgrind" ;;
 test | web)	# make test runs the browser test too. nodejs from some archives ships npm itself.
 	want="$base chromium nodejs"

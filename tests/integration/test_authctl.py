@@ -75,6 +75,21 @@ def test_useradd_creates_then_extends(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["users.json"]
 
 
+def test_useradd_warns_about_mixed_costs(tmp_path):
+    """A file with hashes of different costs lets a timing attacker tell names that exist: the
+    servers warn at start-up, and useradd already when it writes such a file."""
+    path = str(tmp_path / "users.json")
+    r = useradd(path, "alice", "pw")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    r = useradd(path, "bob", "pw")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    r = run(["useradd", "--users", path, "--ln", "5", "carol"], "pw\n")
+    assert r.returncode == 0, r.stderr
+    assert "added 'carol'" in r.stderr
+    assert "warning:" in r.stderr and "different costs" in r.stderr, r.stderr
+    assert "2 of 3 users" in r.stderr and "carol (ln=5" in r.stderr, r.stderr
+
+
 def test_useradd_keeps_mode_and_other_keys(tmp_path):
     path = str(tmp_path / "users.json")
     assert useradd(path, "alice", "pw").returncode == 0

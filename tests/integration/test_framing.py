@@ -181,6 +181,20 @@ def test_bad_requests_get_the_json_error(stack, case, via):
     assert_json_error(resps[0], status, served_by)
 
 
+def test_a_head_the_balancer_takes_is_never_too_large_for_the_server(stack):
+    """The balancer's head limit (8 KiB) sits well below the servers' (18 KiB), so what it
+    forwards, with the headers it adds, always fits: the 431 comes from the front or not at all."""
+    def head(size):
+        start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+        return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+    [ok] = responses(exchange(stack["balancer"].port, head(8192 - 64)))
+    assert ok[0] == 200 and ok[1]["x-served-by"] == "f1", ok
+    [big] = responses(exchange(stack["balancer"].port, head(8192 + 64)))
+    assert_json_error(big, 431, "balancer")
+    [direct] = responses(exchange(stack["server"].port, head(8192 + 64)))
+    assert direct[0] == 200, direct
+
+
 @pytest.mark.parametrize("via", ["server", "balancer"])
 def test_chunk_extensions_are_accepted_and_dropped(stack, via):
     port = stack["server"].port if via == "server" else stack["balancer"].port

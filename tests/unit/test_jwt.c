@@ -919,6 +919,7 @@ verify_once(void *arg)
 static void
 cache_checks_every_use(void)
 {
+	struct verify_once once;
 	pthread_t th;
 	struct jwt_key *k = key_secret();
 	struct jwt_verifier *v = verifier_with(k);
@@ -953,7 +954,9 @@ cache_checks_every_use(void)
 	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_VALID);
 	CHECK_INT(jwt_verifier_cache_hits(v), 8);	/* every look after the first */
 	/* Another thread has a cache of its own: its first look parses. */
-	CHECK_INT(pthread_create(&th, NULL, verify_once, &(struct verify_once){ v, tok }), 0);
+	once.v = v;
+	once.tok = tok;
+	CHECK_INT(pthread_create(&th, NULL, verify_once, &once), 0);
 	pthread_join(th, NULL);
 	CHECK_INT(jwt_verifier_cache_hits(v), 8);
 	CHECK_INT(verify_at(v, tok, NOW + 300), JWT_VALID);
