@@ -743,9 +743,8 @@ proxy_request(struct client *clt, const struct parse_head *h)
 	n = h->methodlen < sizeof(clt->clt_method) - 1 ? h->methodlen : sizeof(clt->clt_method) - 1;
 	memcpy(clt->clt_method, h->method, n);
 	clt->clt_method[n] = '\0';
-	n = h->targetlen < sizeof(clt->clt_target) - 1 ? h->targetlen : sizeof(clt->clt_target) - 1;
-	memcpy(clt->clt_target, h->target, n);
-	clt->clt_target[n] = '\0';
+	/* Kept for the access log only, and as it shows it: no query values (tokens) in logs. */
+	log_target(h->target, h->targetlen, clt->clt_target, sizeof(clt->clt_target));
 	clt->clt_headreq = strcmp(clt->clt_method, "HEAD") == 0;
 	clt->clt_idem = clt->clt_headreq || strcmp(clt->clt_method, "GET") == 0;
 	clt->clt_reqframe = h->framing;

@@ -82,38 +82,6 @@ http_method_name(unsigned m)
 
 /* Appends len bytes of s to out (outsz bytes, *o of them used), control and non-ASCII bytes
  * as '?', cut at outsz - 1; out stays NUL-terminated. */
-static void
-http_log_put(char *out, size_t outsz, size_t *o, const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len && *o < outsz - 1; i++)
-		out[(*o)++] = (s[i] < 0x21 || s[i] > 0x7e) ? '?' : s[i];
-	out[*o] = '\0';
-}
-
-/*
- * The request target as the access log shows it: the path, and of a query only the parameter
- * names, so that a token put in a URL (?access_token=, ?refresh_token=) never reaches the log:
- * "/refresh?refresh_token=<redacted>". A parameter without '=' is all value.
- */
-static void
-http_log_target(const char *t, size_t n, char *out, size_t outsz)
-{
-	const char *end = t + n, *p = memchr(t, '?', n), *stop, *eq;
-	size_t o = 0;
-
-	http_log_put(out, outsz, &o, t, p != NULL ? (size_t)(p - t) : n);
-	for (; p != NULL; p = stop < end ? stop : NULL) {
-		if ((stop = memchr(p + 1, '&', (size_t)(end - p - 1))) == NULL)
-			stop = end;
-		eq = memchr(p + 1, '=', (size_t)(stop - p - 1));
-		http_log_put(out, outsz, &o, p, eq != NULL ? (size_t)(eq + 1 - p) : 1);
-		if (stop > (eq != NULL ? eq + 1 : p + 1))
-			http_log_put(out, outsz, &o, "<redacted>", 10);
-	}
-}
-
 /* Writes the access-log line. */
 static void
 http_access_log(struct http_req *r, int status, size_t bytes, double seconds)
@@ -121,7 +89,7 @@ http_access_log(struct http_req *r, int status, size_t bytes, double seconds)
 	char target[160] = "-";
 
 	if (r->target != NULL)
-		http_log_target(r->target, r->targetlen, target, sizeof(target));
+		log_target(r->target, r->targetlen, target, sizeof(target));
 	log_info("%s \"%s %s\" %d %zu %.3fms id=%s%s%s", r->peer,
 	    r->target ? http_method_name(r->method) : "-", target, status, bytes,
 	    seconds * 1e3, r->id, r->authfail ? " auth=" : "", r->authfail ? r->authfail : "");

@@ -86,3 +86,31 @@ fatalx(const char *fmt, ...)
 	LOG_BODY("fatal: ", 0);
 	exit(1);
 }
+
+static void
+log_put(char *out, size_t outsz, size_t *o, const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && *o < outsz - 1; i++)
+		out[(*o)++] = (s[i] < 0x21 || s[i] > 0x7e) ? '?' : s[i];
+	out[*o] = '\0';
+}
+
+/* See log.h. */
+void
+log_target(const char *t, size_t n, char *out, size_t outsz)
+{
+	const char *end = t + n, *p = memchr(t, '?', n), *stop, *eq;
+	size_t o = 0;
+
+	log_put(out, outsz, &o, t, p != NULL ? (size_t)(p - t) : n);
+	for (; p != NULL; p = stop < end ? stop : NULL) {
+		if ((stop = memchr(p + 1, '&', (size_t)(end - p - 1))) == NULL)
+			stop = end;
+		eq = memchr(p + 1, '=', (size_t)(stop - p - 1));
+		log_put(out, outsz, &o, p, eq != NULL ? (size_t)(eq + 1 - p) : 1);
+		if (stop > (eq != NULL ? eq + 1 : p + 1))
+			log_put(out, outsz, &o, "<redacted>", 10);
+	}
+}

@@ -4,6 +4,7 @@
 #define LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -16,5 +17,13 @@ void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
+
+/*
+ * A request target (n bytes) as an access log shows it, NUL-terminated in out (outsz bytes, cut
+ * there): the path, and of a query only the parameter names, so that a token put in a URL
+ * (?access_token=, ?refresh_token=) never reaches a log: "/refresh?refresh_token=<redacted>".
+ * A parameter without '=' is all value; bytes outside printable ASCII become '?'.
+ */
+void log_target(const char *t, size_t n, char *out, size_t outsz);
 
 #endif

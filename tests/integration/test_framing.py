@@ -195,6 +195,18 @@ def test_a_head_the_balancer_takes_is_never_too_large_for_the_server(stack):
     assert direct[0] == 200, direct
 
 
+def test_no_query_value_reaches_either_access_log(stack):
+    """A token in a URL passes the balancer to the server: neither log may keep it."""
+    server, balancer = stack["server"], stack["balancer"]
+    [r] = responses(exchange(balancer.port, b"GET /profile?access_token=s3cr3t-a&x=1&s3cr3t-b "
+                             b"HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert r[0] == 401, r
+    settle([server, balancer])
+    shown = '"GET /profile?access_token=<redacted>&x=<redacted>&<redacted>" 401'
+    for proc in (balancer, server):
+        assert "s3cr3t" not in proc.logs() and shown in proc.logs(), proc.logs()[-1500:]
+
+
 @pytest.mark.parametrize("via", ["server", "balancer"])
 def test_chunk_extensions_are_accepted_and_dropped(stack, via):
     port = stack["server"].port if via == "server" else stack["balancer"].port
