@@ -12,6 +12,12 @@
  * hiredis frees a context itself after its connect or disconnect callbacks report a failure, and
  * a context must never be freed from inside one of its callbacks: so callbacks only mark
  * (rconn_lost, rconn_drop_later) and the freeing happens from our own timers.
+ *
+ * Only rc's own thread writes rc, but GET /metrics, answered by any thread, reads the state,
+ * the pending count and the stats of every thread's connection. Those fields are therefore
+ * written with relaxed atomic stores (RCONN_SET) and read elsewhere with relaxed atomic loads
+ * (rconn_is_up, rconn_pending, rconn_stats): each value is whole, with no order between them,
+ * which is all a metric needs. rc's thread, the only writer, reads them plainly.
  */
 #include <sys/queue.h>
 
@@ -45,9 +51,9 @@ struct rconn {
 	struct event_base	*rc_base;
 	struct rconn_config	 rc_cfg;
 	redisAsyncContext	*rc_ac;		/* NULL while down */
-	enum rconn_state	 rc_state;
+	enum rconn_state	 rc_state;	/* written with RCONN_SET */
 	TAILQ_HEAD(, rconn_cmd)	 rc_cmds;
-	int			 rc_npending;
+	int			 rc_npending;	/* written with RCONN_SET */
 	int			 rc_backoff_ms;	/* the next reconnect delay */
 	struct event		*rc_stateev;	/* connect timeout, or reconnect delay */
 	struct event		*rc_cmdev;	/* command timeout of the queue's head */
@@ -66,8 +72,12 @@ struct rconn {
 	int			 rc_found;	/* rc_master holds the sentinels' answer */
 	int			 rc_switching;	/* leaving the sentinel for the master it named */
 	struct rconn_addr	 rc_master;
-	struct rconn_stats	 rc_stats;
+	struct rconn_stats	 rc_stats;	/* written with RCONN_COUNT */
 };
+
+/* Writes a field that other threads read (see the top of the file). */
+#define RCONN_SET(field, value)	__atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+#define RCONN_COUNT(field)	RCONN_SET(field, (field) + 1)
 
 static void	rconn_connect(struct rconn *);
 static void	rconn_drop(struct rconn *, const char *);
@@ -318,8 +328,8 @@ rconn_set_down(struct rconn *rc, const char *why)
 	int switching = rc->rc_switching;
 
 	if (rc->rc_state == RCONN_UP)
-		rc->rc_stats.disconnects++;
-	rc->rc_state = RCONN_DOWN;
+		RCONN_COUNT(rc->rc_stats.disconnects);
+	RCONN_SET(rc->rc_state, RCONN_DOWN);
 	rc->rc_dropping = 0;	/* a pending drop was for the context that just went */
 	if (rc->rc_freeing)
 		return;
@@ -425,7 +435,7 @@ rconn_cmd_timer(evutil_socket_t fd, short what, void *arg)
 	if (head == NULL)
 		return;
 	if (head->cmd_deadline <= now) {
-		rc->rc_stats.timeouts++;
+		RCONN_COUNT(rc->rc_stats.timeouts);
 		rconn_drop(rc, "command timeout");
 		return;
 	}
@@ -443,10 +453,10 @@ rconn_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	struct rconn *rc = cmd->cmd_rc;
 
 	TAILQ_REMOVE(&rc->rc_cmds, cmd, cmd_entry);
-	rc->rc_npending--;
+	RCONN_SET(rc->rc_npending, rc->rc_npending - 1);
 	if (reply == NULL) {
 		if (cmd->cmd_user)
-			rc->rc_stats.failed++;
+			RCONN_COUNT(rc->rc_stats.failed);
 		rconn_lost(rc, ac, ac->errstr[0] ? ac->errstr : "connection lost");
 	} else if (rc->rc_cfg.nsentinels > 0 && ((redisReply *)reply)->type == REDIS_REPLY_ERROR &&
 	    strncmp(((redisReply *)reply)->str, "READONLY", 8) == 0)
@@ -476,7 +486,7 @@ rconn_cmd_new(struct rconn *rc, rconn_cb cb, void *arg, int user)
 	if (TAILQ_EMPTY(&rc->rc_cmds) && !evtimer_pending(rc->rc_cmdev, NULL))
 		rconn_timer_ms(rc->rc_cmdev, rc->rc_cfg.command_timeout_ms);
 	TAILQ_INSERT_TAIL(&rc->rc_cmds, cmd, cmd_entry);
-	rc->rc_npending++;
+	RCONN_SET(rc->rc_npending, rc->rc_npending + 1);
 	return cmd;
 }
 
@@ -485,7 +495,7 @@ static void
 rconn_cmd_abort(struct rconn *rc, struct rconn_cmd *cmd)
 {
 	TAILQ_REMOVE(&rc->rc_cmds, cmd, cmd_entry);
-	rc->rc_npending--;
+	RCONN_SET(rc->rc_npending, rc->rc_npending - 1);
 	free(cmd);
 }
 
@@ -599,9 +609,9 @@ rconn_on_hello(struct rconn *rc, redisReply *reply, void *arg)
 		return;
 	}
 	evtimer_del(rc->rc_stateev);
-	rc->rc_state = RCONN_UP;
+	RCONN_SET(rc->rc_state, RCONN_UP);
 	rc->rc_backoff_ms = rc->rc_cfg.backoff_min_ms;
-	rc->rc_stats.connects++;
+	RCONN_COUNT(rc->rc_stats.connects);
 	if (rc->rc_warned || rc->rc_stats.connects == 1)
 		log_info("redis %s/%d: up", rc->rc_peer, rc->rc_cfg.db);
 	rc->rc_warned = 0;
@@ -696,7 +706,7 @@ rconn_connect(struct rconn *rc)
 	}
 	snprintf(rc->rc_peer, sizeof(rc->rc_peer), "%s%s%s%s:%d", rc->rc_asking ? "sentinel " : "",
 	    strchr(to->host, ':') ? "[" : "", to->host, strchr(to->host, ':') ? "]" : "", to->port);
-	rc->rc_state = RCONN_CONNECTING;
+	RCONN_SET(rc->rc_state, RCONN_CONNECTING);
 	ac = redisAsyncConnect(to->host, to->port);
 	if (ac == NULL || ac->err) {
 		rconn_set_down(rc, ac ? ac->errstr : "out of memory");
@@ -727,7 +737,7 @@ rconn_new(struct event_base *base, const struct rconn_config *cfg)
 		return NULL;
 	rc->rc_base = base;
 	rc->rc_cfg = *cfg;
-	rc->rc_state = RCONN_DOWN;
+	RCONN_SET(rc->rc_state, RCONN_DOWN);
 	rc->rc_backoff_ms = cfg->backoff_min_ms;
 	TAILQ_INIT(&rc->rc_cmds);
 	rc->rc_stateev = evtimer_new(base, rconn_state_timer, rc);
@@ -762,7 +772,7 @@ rconn_free(struct rconn *rc)
 	if (rc->rc_entered) {
 		/* A callback is on the stack: free from the loop, outside hiredis. */
 		rc->rc_freeing = 1;
-		rc->rc_state = RCONN_DOWN;
+		RCONN_SET(rc->rc_state, RCONN_DOWN);
 		event_active(rc->rc_laterev, EV_TIMEOUT, 1);
 		return;
 	}
@@ -772,13 +782,13 @@ rconn_free(struct rconn *rc)
 enum rconn_state
 rconn_state(const struct rconn *rc)
 {
-	return rc->rc_state;
+	return __atomic_load_n(&rc->rc_state, __ATOMIC_RELAXED);
 }
 
 int
 rconn_is_up(const struct rconn *rc)
 {
-	return rc->rc_state == RCONN_UP;
+	return rconn_state(rc) == RCONN_UP;
 }
 
 const char *
@@ -794,16 +804,25 @@ rconn_state_name(enum rconn_state s)
 	}
 }
 
-const struct rconn_stats *
+struct rconn_stats
 rconn_stats(const struct rconn *rc)
 {
-	return &rc->rc_stats;
+	const struct rconn_stats *s = &rc->rc_stats;
+	struct rconn_stats copy;
+
+	copy.commands = __atomic_load_n(&s->commands, __ATOMIC_RELAXED);
+	copy.refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+	copy.failed = __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+	copy.timeouts = __atomic_load_n(&s->timeouts, __ATOMIC_RELAXED);
+	copy.connects = __atomic_load_n(&s->connects, __ATOMIC_RELAXED);
+	copy.disconnects = __atomic_load_n(&s->disconnects, __ATOMIC_RELAXED);
+	return copy;
 }
 
 int
 rconn_pending(const struct rconn *rc)
 {
-	return rc->rc_npending;
+	return __atomic_load_n(&rc->rc_npending, __ATOMIC_RELAXED);
 }
 
 int
@@ -818,9 +837,9 @@ rconn_command(struct rconn *rc, rconn_cb cb, void *arg, const char *fmt, ...)
 		va_end(ap);
 	}
 	if (rv == 0)
-		rc->rc_stats.commands++;
+		RCONN_COUNT(rc->rc_stats.commands);
 	else
-		rc->rc_stats.refused++;
+		RCONN_COUNT(rc->rc_stats.refused);
 	return rv;
 }
 
@@ -839,9 +858,9 @@ rconn_command_argv(struct rconn *rc, rconn_cb cb, void *arg, int argc, const cha
 		rconn_cmd_abort(rc, cmd);
 		goto refused;
 	}
-	rc->rc_stats.commands++;
+	RCONN_COUNT(rc->rc_stats.commands);
 	return 0;
  refused:
-	rc->rc_stats.refused++;
+	RCONN_COUNT(rc->rc_stats.refused);
 	return -1;
 }

@@ -17,8 +17,10 @@
  * timeout, a dropped connection or rconn_free(). A command issued while the connection is not up
  * is refused at once (returns -1, no callback), so the caller can answer 503 without waiting.
  *
- * Not thread-safe: an rconn belongs to the thread that runs its event_base. Give HOST as an
- * address: hiredis resolves a name with a blocking getaddrinfo() on every (re)connect.
+ * Not thread-safe: an rconn belongs to the thread that runs its event_base; only
+ * rconn_state(), rconn_is_up(), rconn_pending() and rconn_stats() may be called from any thread
+ * (for metrics: each value is current, but they are not one snapshot). Give HOST as an address:
+ * hiredis resolves a name with a blocking getaddrinfo() on every (re)connect.
  */
 #ifndef RCONN_H
 #define RCONN_H
@@ -124,8 +126,8 @@ enum rconn_state rconn_state(const struct rconn *rc);
 int rconn_is_up(const struct rconn *rc);
 /* "up", "connecting" or "down". */
 const char *rconn_state_name(enum rconn_state s);
-/* The counters; a pointer into rc, valid until rconn_free(). */
-const struct rconn_stats *rconn_stats(const struct rconn *rc);
+/* A copy of the counters. */
+struct rconn_stats rconn_stats(const struct rconn *rc);
 /* Commands sent and not yet answered. */
 int rconn_pending(const struct rconn *rc);
 

@@ -40,7 +40,7 @@ revoke_marker_done(struct rconn *rc, redisReply *reply, void *arg)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR)
 		log_warnx("deny-list: cannot write %s: %s", REVOKE_MARKER, reply->str);
-	else if (reply->type == REDIS_REPLY_STATUS && rconn_stats(rc)->connects > 1)
+	else if (reply->type == REDIS_REPLY_STATUS && rconn_stats(rc).connects > 1)
 		log_warnx("deny-list: %s was gone: Redis lost the list, so every token issued "
 		    "before now is refused until it expires", REVOKE_MARKER);
 }

@@ -333,8 +333,8 @@ test_commands_and_select(void)
 	CHECK_INT(b.calls, 1);
 	CHECK_STR(b.str, "two");
 	CHECK_INT(rconn_pending(rc), 0);
-	CHECK_INT(rconn_stats(rc)->commands, 2);
-	CHECK_INT(rconn_stats(rc)->connects, 1);
+	CHECK_INT(rconn_stats(rc).commands, 2);
+	CHECK_INT(rconn_stats(rc).connects, 1);
 	rconn_free(rc);
 	teardown();
 }
@@ -354,7 +354,7 @@ test_refused_while_down_then_server_appears(void)
 	loop_ms(100);
 	CHECK(!rconn_is_up(rc));
 	CHECK_INT(rconn_command(rc, record, &a, "ECHO x"), -1);
-	CHECK_INT(rconn_stats(rc)->refused, 1);
+	CHECK_INT(rconn_stats(rc).refused, 1);
 	fake_start();
 	CHECK(wait_up(rc, 1000));	/* the backoff is at most 80 ms here */
 	CHECK_INT(rconn_command(rc, record, &a, "ECHO x"), 0);
@@ -386,10 +386,10 @@ test_timeout_fails_every_pending_command_once_and_reconnects(void)
 	CHECK_INT(hang.null, 1);
 	CHECK_INT(behind.calls, 1);
 	CHECK_INT(behind.null, 1);
-	CHECK_INT(rconn_stats(rc)->timeouts, 1);
-	CHECK_INT(rconn_stats(rc)->failed, 2);
+	CHECK_INT(rconn_stats(rc).timeouts, 1);
+	CHECK_INT(rconn_stats(rc).failed, 2);
 	CHECK(wait_up(rc, 1000));
-	CHECK_INT(rconn_stats(rc)->connects, 2);
+	CHECK_INT(rconn_stats(rc).connects, 2);
 	CHECK_INT(rconn_command(rc, record, &after, "ECHO back"), 0);
 	loop_ms(50);
 	CHECK_STR(after.str, "back");
@@ -417,9 +417,9 @@ test_server_hangup_fails_pending_and_reconnects(void)
 	CHECK_INT(a.null, 1);
 	CHECK_INT(b.calls, 1);
 	CHECK_INT(b.null, 1);
-	CHECK_INT(rconn_stats(rc)->timeouts, 0);
+	CHECK_INT(rconn_stats(rc).timeouts, 0);
 	CHECK(wait_up(rc, 1000));
-	CHECK_INT(rconn_stats(rc)->disconnects, 1);
+	CHECK_INT(rconn_stats(rc).disconnects, 1);
 	CHECK_INT(fake.accepted, 2);
 	rconn_free(rc);
 	teardown();
@@ -515,7 +515,7 @@ test_connect_timeout(void)
 	rc = rconn_new(fake.base, &cfg);
 	loop_ms(500);
 	CHECK(!rconn_is_up(rc));
-	CHECK(rconn_stats(rc)->connects == 0);
+	CHECK(rconn_stats(rc).connects == 0);
 	CHECK(s >= 0);
 	evconnlistener_enable(fake.lev);
 	CHECK(wait_up(rc, 1500));
