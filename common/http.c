@@ -64,6 +64,14 @@ http_method(struct http_req *r)
 const struct users *http_users(struct http_server *srv) { return srv->hs_users; }
 const struct http_config *http_cfg(struct http_server *srv) { return srv->hs_cfg; }
 
+struct http_thread *
+http_thread_at(struct http_server *srv, int i)
+{
+	if (srv->hs_threads == NULL || i < 0 || i >= srv->hs_cfg->threads)
+		return NULL;	/* an embedded listener has no loop threads */
+	return &srv->hs_threads[i];
+}
+
 static const char *
 http_method_name(unsigned m)
 {

@@ -26,6 +26,7 @@
 
 #define HTTP_MAX_BODY		8192	/* login bodies are tiny; more is 413 */
 #define HTTP_MAX_HEADERS	18432	/* 16 KiB of fields and a request line; more is 431 */
+#define HTTP_MAX_THREADS	64	/* --threads */
 
 /* Request methods, as bits so that a route can allow several. */
 enum http_method {
@@ -66,8 +67,11 @@ struct http_app {
 	void	(*thread_fini)(struct http_thread *);
 	/* Fills GET /healthz: returns 200 or 503 and may add members to body (borrowed). */
 	int	(*health)(struct http_thread *, json_t *body);
-	/* Appends application metrics (Prometheus text) to GET /metrics. */
-	void	(*metrics)(struct http_thread *, struct evbuffer *out);
+	/*
+	 * Appends application metrics (Prometheus text) to GET /metrics, on whichever thread
+	 * answers it: per-thread series cover every thread (http_thread_at()), one family each.
+	 */
+	void	(*metrics)(struct http_server *, struct evbuffer *out);
 };
 
 /* Settings common to both servers, filled from the flags by http_config_opt(). */
@@ -132,6 +136,13 @@ void http_embed_free(struct http_thread *t);
 /* The server's users (read-only once serving; safe from any thread). */
 const struct users *http_users(struct http_server *srv);
 const struct http_config *http_cfg(struct http_server *srv);
+/*
+ * Event-loop thread i, 0 .. http_cfg(srv)->threads - 1 (else NULL): for GET /metrics, which
+ * reports on every thread from one. The record and its data pointer stay put while serving
+ * (thread_init runs before any loop, thread_fini after all), but what data points to belongs
+ * to thread i: read only what its owner writes atomically.
+ */
+struct http_thread *http_thread_at(struct http_server *srv, int i);
 
 /* ---- Per request ---- */
 

@@ -74,7 +74,7 @@ http_config_opt(struct http_config *cfg, int opt, const char *arg)
 		cfg->users_path = arg;
 		return 1;
 	case HTTP_OPT_THREADS:
-		cfg->threads = (int)cli_num("--threads", arg, 1, 64);
+		cfg->threads = (int)cli_num("--threads", arg, 1, HTTP_MAX_THREADS);
 		return 1;
 	case HTTP_OPT_WORKERS:
 		cfg->workers = (int)cli_num("--workers", arg, 1, 64);

@@ -120,5 +120,5 @@ metrics_render(struct http_thread *t, struct evbuffer *out)
 		    atomic_load(&metrics.reason_count[i]));
 	}
 	if (t->srv->hs_app->metrics != NULL)
-		t->srv->hs_app->metrics(t, out);
+		t->srv->hs_app->metrics(t->srv, out);
 }

@@ -1,4 +1,6 @@
 /* The Prometheus text format (see prom.h). */
+#include <stdio.h>
+
 #include "prom.h"
 
 void
@@ -30,6 +32,27 @@ prom_gauge(struct evbuffer *out, const char *name, const char *help, long long v
 {
 	prom_family(out, name, "gauge", help);
 	evbuffer_add_printf(out, "%s %lld\n", name, value);
+}
+
+void
+prom_threads(struct evbuffer *out, const struct prom_series *series, size_t nseries,
+    int nthreads, prom_row_fn row, void *arg)
+{
+	unsigned long long v[PROM_MAX_SERIES];
+	char labels[32];
+	size_t f;
+	int i;
+
+	if (nseries > PROM_MAX_SERIES)
+		return;		/* v cannot hold a row: the caller's mistake */
+	for (f = 0; f < nseries; f++) {
+		prom_family(out, series[f].name, series[f].type, series[f].help);
+		for (i = 0; i < nthreads; i++) {
+			row(arg, i, v);
+			snprintf(labels, sizeof(labels), "thread=\"%d\"", i);
+			prom_sample(out, series[f].name, labels, v[f]);
+		}
+	}
 }
 
 void

@@ -95,8 +95,8 @@ int revoke_check(struct http_thread *t, const struct revoke_ids *ids, revoke_cb 
 int revoke_add(struct http_thread *t, const char *jti, long seconds, revoke_cb cb, void *arg);
 /* Adds the deny-list state to /healthz; returns 200 or 503. */
 int revoke_health(struct http_thread *t, json_t *body);
-/* Appends the Redis connection counters to /metrics. */
-void revoke_metrics(struct http_thread *t, struct evbuffer *out);
+/* Appends every thread's Redis connection counters to /metrics. */
+void revoke_metrics(struct http_server *srv, struct evbuffer *out);
 
 /* ---- refresh.c ---- */
 

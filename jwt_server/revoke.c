@@ -210,23 +210,31 @@ revoke_health(struct http_thread *t, json_t *body)
 	return up ? 200 : 503;
 }
 
-void
-revoke_metrics(struct http_thread *t, struct evbuffer *out)
+/* The prom_row_fn of revoke_metrics(): arg is the server. */
+static void
+revoke_row(void *arg, int i, unsigned long long *v)
 {
-	const struct rconn_stats *st;
-	char labels[32];
+	struct rconn *rc = http_thread_at(arg, i)->data;
+	struct rconn_stats st = rconn_stats(rc);
 
-	if (t->data == NULL)
+	v[0] = (unsigned long long)rconn_is_up(rc);
+	v[1] = st.failed;
+	v[2] = st.refused;
+}
+
+void
+revoke_metrics(struct http_server *srv, struct evbuffer *out)
+{
+	static const struct prom_series series[] = {
+		{ "jwt_denylist_up", "gauge",
+		    "Whether each thread's Redis deny-list connection is up." },
+		{ "jwt_denylist_failed_total", "counter", "Deny-list commands that got no answer." },
+		{ "jwt_denylist_refused_total", "counter",
+		    "Deny-list commands refused while Redis was down." },
+	};
+
+	if (!jwtsrv.js_revocation)
 		return;
-	st = rconn_stats(t->data);
-	snprintf(labels, sizeof(labels), "thread=\"%d\"", t->index);
-	prom_family(out, "jwt_denylist_up", "gauge",
-	    "Whether this thread's Redis deny-list connection is up.");
-	prom_sample(out, "jwt_denylist_up", labels, (unsigned long long)rconn_is_up(t->data));
-	prom_family(out, "jwt_denylist_failed_total", "counter",
-	    "Deny-list commands that got no answer.");
-	prom_sample(out, "jwt_denylist_failed_total", labels, st->failed);
-	prom_family(out, "jwt_denylist_refused_total", "counter",
-	    "Deny-list commands refused while Redis was down.");
-	prom_sample(out, "jwt_denylist_refused_total", labels, st->refused);
+	prom_threads(out, series, sizeof(series) / sizeof(series[0]),
+	    http_cfg(srv)->threads, revoke_row, srv);
 }

@@ -322,9 +322,14 @@ sess_health(struct http_thread *t, json_t *body)
 }
 
 static void
-sess_metrics(struct http_thread *t, struct evbuffer *out)
+sess_metrics(struct http_server *srv, struct evbuffer *out)
 {
-	store_metrics(t->data, out);
+	struct store_conn *conns[HTTP_MAX_THREADS];
+	int i, n = http_cfg(srv)->threads;
+
+	for (i = 0; i < n; i++)
+		conns[i] = http_thread_at(srv, i)->data;
+	store_metrics(conns, n, out);
 }
 
 int

@@ -134,13 +134,25 @@ store_name(const struct store_conn *sc)
 	return sc->sc_store->st_ops->name;
 }
 
-void
-store_metrics(struct store_conn *sc, struct evbuffer *out)
+/* The prom_row_fn of session_store_up: arg is store_metrics()'s conns. */
+static void
+store_up_row(void *arg, int i, unsigned long long *v)
 {
+	struct store_conn **conns = arg;
+
+	v[0] = (unsigned long long)store_up(conns[i]);
+}
+
+void
+store_metrics(struct store_conn **conns, int n, struct evbuffer *out)
+{
+	static const struct prom_series up = { "session_store_up", "gauge",
+	    "1 when the store answers, by event-loop thread." };
+	struct store_conn *sc = conns[0];	/* for what every thread shares */
 	unsigned long long counts[NBOUNDS + 1], v;
 	char labels[160];
 	size_t op, res, b;
-	long n;
+	long active;
 
 	prom_family(out, "session_store_operations_total", "counter",
 	    "Session store operations, by operation and result.");
@@ -166,13 +178,11 @@ store_metrics(struct store_conn *sc, struct evbuffer *out)
 	    atomic_load(&counters.expired));
 	prom_counter(out, "sessions_evicted_total", "Sessions evicted by --max-sessions.",
 	    atomic_load(&counters.evicted));
-	if ((n = sc->sc_store->st_ops->count(sc)) >= 0) {
+	if ((active = sc->sc_store->st_ops->count(sc)) >= 0) {
 		prom_family(out, "sessions_active", "gauge", "Sessions the store holds.");
 		snprintf(labels, sizeof(labels), "store=\"%s\"", store_name(sc));
-		prom_sample(out, "sessions_active", labels, (unsigned long long)n);
+		prom_sample(out, "sessions_active", labels, (unsigned long long)active);
 	}
-	prom_family(out, "session_store_up", "gauge", "1 when the store answers.");
-	snprintf(labels, sizeof(labels), "thread=\"%d\"", sc->sc_index);
-	prom_sample(out, "session_store_up", labels, (unsigned long long)store_up(sc));
-	sc->sc_store->st_ops->metrics(sc, out);
+	prom_threads(out, &up, 1, n, store_up_row, conns);
+	sc->sc_store->st_ops->metrics(conns, n, out);
 }

@@ -81,8 +81,8 @@ struct store_ops {
 	int		 (*up)(struct store_conn *);
 	/* Sessions held, or -1 when unknown. */
 	long		 (*count)(struct store_conn *);
-	/* Appends back-end metrics (Prometheus text). */
-	void		 (*metrics)(struct store_conn *, struct evbuffer *out);
+	/* Appends back-end metrics (Prometheus text) for the threads' conns[0..n). */
+	void		 (*metrics)(struct store_conn **conns, int n, struct evbuffer *out);
 	void		 (*free)(struct store *);
 };
 
@@ -95,7 +95,6 @@ struct store {
 struct store_conn {
 	struct store		*sc_store;
 	struct event_base	*sc_base;
-	int			 sc_index;	/* event-loop thread index */
 };
 
 /* Back ends. Each returns a store owned by the caller (free with store_free), or NULL. */
@@ -133,8 +132,11 @@ void store_observe(enum store_op op, enum store_result res, uint64_t start);
 void store_count_expired(unsigned long n);
 void store_count_evicted(unsigned long n);
 
-/* Appends the store's metrics (Prometheus text): operation counts and latency, plus the back
- * end's own. */
-void store_metrics(struct store_conn *sc, struct evbuffer *out);
+/*
+ * Appends the store's metrics (Prometheus text): operation counts and latency, plus the back
+ * end's own, with per-thread series for each of conns[0..n), thread i's state at conns[i]
+ * (n >= 1). Called from any one thread: it reads the others' state only through atomics.
+ */
+void store_metrics(struct store_conn **conns, int n, struct evbuffer *out);
 
 #endif

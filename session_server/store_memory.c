@@ -255,7 +255,6 @@ store_memory_conn_new(struct store *st, struct event_base *base, int idx)
 		return NULL;
 	mc->mc_conn.sc_store = st;
 	mc->mc_conn.sc_base = base;
-	mc->mc_conn.sc_index = idx;
 	/* One sweeper is enough for the shared table. */
 	if (idx == 0) {
 		if ((mc->mc_sweepev = event_new(base, -1, EV_PERSIST, store_memory_sweep, st)) == NULL ||
@@ -292,10 +291,10 @@ store_memory_count(struct store_conn *sc)
 }
 
 static void
-store_memory_metrics(struct store_conn *sc, struct evbuffer *out)
+store_memory_metrics(struct store_conn **conns, int n, struct evbuffer *out)
 {
 	prom_gauge(out, "sessions_max", "The --max-sessions bound.",
-	    sc->sc_store->st_limits.max_sessions);
+	    conns[0]->sc_store->st_limits.max_sessions);
 }
 
 static void

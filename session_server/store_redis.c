@@ -343,7 +343,6 @@ store_redis_conn_new(struct store *st, struct event_base *base, int idx)
 		return NULL;
 	rd->rd_conn.sc_store = st;
 	rd->rd_conn.sc_base = base;
-	rd->rd_conn.sc_index = idx;
 	if ((rd->rd_rc = rconn_new(base, &rs->rs_cfg)) == NULL)
 		goto fail;
 	if (idx == 0 && ((rd->rd_countev = event_new(base, -1, EV_PERSIST, store_redis_count_timer,
@@ -381,36 +380,39 @@ store_redis_count(struct store_conn *sc)
 	return atomic_load(&((struct store_redis *)sc->sc_store)->rs_keys);
 }
 
-/* This thread's connection only: the others belong to other threads. */
+/* The prom_row_fn of the series below: arg is store_redis_metrics()'s conns. */
 static void
-store_redis_metrics(struct store_conn *sc, struct evbuffer *out)
+store_redis_row(void *arg, int i, unsigned long long *v)
 {
-	struct store_redis_conn *rd = (struct store_redis_conn *)sc;
-	const struct rconn_stats *st = rconn_stats(rd->rd_rc);
-	const struct {
-		const char		*name, *type, *help;
-		unsigned long long	 value;
-	} m[] = {
-		{ "redis_connects_total", "counter",
-		    "Successful (re)connections of this thread's connection.", st->connects },
-		{ "redis_disconnects_total", "counter", "Connections lost or dropped.",
-		    st->disconnects },
-		{ "redis_timeouts_total", "counter",
-		    "Connections dropped because a command timed out.", st->timeouts },
-		{ "redis_commands_total", "counter", "Commands sent.", st->commands },
-		{ "redis_refused_total", "counter",
-		    "Commands refused at once because Redis was down.", st->refused },
-		{ "redis_pending", "gauge", "Commands waiting for a reply.",
-		    (unsigned long long)rconn_pending(rd->rd_rc) },
-	};
-	char labels[32];
-	size_t i;
+	struct store_conn **conns = arg;
+	struct rconn *rc = ((struct store_redis_conn *)conns[i])->rd_rc;
+	struct rconn_stats st = rconn_stats(rc);
 
-	snprintf(labels, sizeof(labels), "thread=\"%d\"", sc->sc_index);
-	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-		prom_family(out, m[i].name, m[i].type, m[i].help);
-		prom_sample(out, m[i].name, labels, m[i].value);
-	}
+	v[0] = st.connects;
+	v[1] = st.disconnects;
+	v[2] = st.timeouts;
+	v[3] = st.commands;
+	v[4] = st.refused;
+	v[5] = (unsigned long long)rconn_pending(rc);
+}
+
+/* Each thread's connection, read from whichever thread answers GET /metrics (rconn.h). */
+static void
+store_redis_metrics(struct store_conn **conns, int n, struct evbuffer *out)
+{
+	static const struct prom_series series[] = {
+		{ "redis_connects_total", "counter",
+		    "Successful (re)connections of each thread's connection." },
+		{ "redis_disconnects_total", "counter", "Connections lost or dropped." },
+		{ "redis_timeouts_total", "counter",
+		    "Connections dropped because a command timed out." },
+		{ "redis_commands_total", "counter", "Commands sent." },
+		{ "redis_refused_total", "counter",
+		    "Commands refused at once because Redis was down." },
+		{ "redis_pending", "gauge", "Commands waiting for a reply." },
+	};
+
+	prom_threads(out, series, sizeof(series) / sizeof(series[0]), n, store_redis_row, conns);
 }
 
 static void

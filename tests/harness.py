@@ -1,8 +1,10 @@
 """Shared helpers for the black-box tests: free ports, real processes, a private redis-server,
-users files made with authctl, and a small HTTP(S) client that keeps one connection alive."""
+users files made with authctl, a small HTTP(S) client that keeps one connection alive, and a
+checker of the Prometheus text format."""
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -162,6 +164,59 @@ def request(port, method, path, body=None, headers=None, **kw):
         return c.request(method, path, body, headers)
     finally:
         c.close()
+
+
+PROM_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+
+
+def prom_parse(text):
+    """Parses a GET /metrics body and checks what a scraper relies on: every family has one
+    # HELP and one # TYPE, in the whole text, before its samples, and all of its samples follow
+    them together. Returns {(name, labels): value}, labels as written ('{thread="0"}' or '')."""
+    samples, seen, family, kind = {}, set(), None, None
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            family, kind = line.split()[2], None
+            assert family not in seen, f"family {family} appears twice:\n{text}"
+            seen.add(family)
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert name == family, f"# TYPE {name} without its # HELP:\n{text}"
+        else:
+            m = PROM_SAMPLE.match(line)
+            assert m, f"not a sample: {line!r}"
+            name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+            parts = [family] + ([family + s for s in ("_bucket", "_sum", "_count")]
+                                if kind == "histogram" else [])
+            assert kind and name in parts, f"{name} outside its family ({family}):\n{text}"
+            assert (name, labels) not in samples, f"{name}{labels} twice:\n{text}"
+            samples[(name, labels)] = float(value)
+    return samples
+
+
+def scrape(port):
+    """GET /metrics on a new connection (so any loop thread may answer): returns the index of
+    the thread that answered (from X-Request-Id) and prom_parse() of the text."""
+    r = request(port, "GET", "/metrics")
+    assert r.status == 200, r
+    return r.header("X-Request-Id").rsplit("-", 2)[1], prom_parse(r.body.decode())
+
+
+def by_thread(samples, name):
+    """{thread index: value} of the per-thread series name in prom_parse() output."""
+    return {labels[len('{thread="'):-2]: v for (n, labels), v in samples.items()
+            if n == name and labels.startswith('{thread="')}
+
+
+def wait_metrics(port, ok, timeout=5.0):
+    """Scrapes until ok(samples) holds in one scrape; returns those samples."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, samples = scrape(port)
+        if ok(samples):
+            return samples
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.05)
 
 
 def read_until_close(s, quiet_ok=True):

@@ -86,6 +86,7 @@ def test_metrics_count_requests_and_auth_failures(server):
     r = harness.request(server.port, "GET", "/metrics")
     assert r.status == 200 and r.header("Content-Type").startswith("text/plain")
     text = r.body.decode()
+    harness.prom_parse(text)    # one # HELP and # TYPE per family, its samples together
     assert 'http_requests_total{route="/login",status="401"} 1' in text
     assert 'auth_failures_total{reason="invalid_credentials"} 1' in text
     assert "http_request_duration_seconds_count" in text

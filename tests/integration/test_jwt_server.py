@@ -1,6 +1,7 @@
 """Black-box tests of jwt_server over real sockets: login, profile by Bearer header and by
-cookie, tampering, expiry, logout with and without the Redis deny-list, verify-only instances,
-key rotation, JWKS, and start-up refusals."""
+cookie, tampering, expiry, logout with and without the Redis deny-list, every thread's deny-list
+series in every /metrics scrape, verify-only instances, key rotation, JWKS, and start-up
+refusals."""
 import base64
 import json
 import os
@@ -259,6 +260,33 @@ def test_redis_down_is_503_never_valid(users_file, secret, redis):
         assert r.status == 401 and r.json()["error"] == "token_revoked", r
         assert profile(p.port, token=token_of(p.port)).status == 200
         assert harness.request(p.port, "GET", "/healthz").status == 200
+    finally:
+        assert p.stop() == 0
+
+
+def test_metrics_show_every_thread_in_every_scrape(users_file, secret, redis):
+    p = start(users_file, "--secret-file", secret,
+              extra=["--revocation", redis.url, "--threads", "2", "--redis-timeout", "300"])
+    both_up = {"0": 1, "1": 1}
+    try:
+        harness.wait_metrics(p.port, lambda m: harness.by_thread(m, "jwt_denylist_up") == both_up)
+        tok = token_of(p.port)
+        answered = set()
+        for _ in range(40):     # a new connection each time: SO_REUSEPORT spreads them
+            assert profile(p.port, token=tok).status == 200
+            thread, m = harness.scrape(p.port)     # one # TYPE per family, samples together
+            answered.add(thread)
+            assert harness.by_thread(m, "jwt_denylist_up") == both_up, m
+            for name in ("jwt_denylist_failed_total", "jwt_denylist_refused_total"):
+                assert set(harness.by_thread(m, name)) == {"0", "1"}, (name, m)
+        assert answered == {"0", "1"}, answered
+        redis.kill()
+        harness.wait_metrics(p.port, lambda m: harness.by_thread(m, "jwt_denylist_up") ==
+                             {"0": 0, "1": 0})
+        for _ in range(10):
+            assert profile(p.port, token=tok).status == 503
+        _, m = harness.scrape(p.port)
+        assert sum(harness.by_thread(m, "jwt_denylist_refused_total").values()) >= 10, m
     finally:
         assert p.stop() == 0
 

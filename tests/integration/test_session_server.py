@@ -1,7 +1,8 @@
 """session_server end to end: real servers on free ports, a private redis-server, real sockets.
 Sessions shared through Redis and not through memory, the cookie's attributes, idle and absolute
 expiry, logout, session fixation, Redis outages (killed, hung, absent at start, restarted with
-and without AOF), --threads with the memory store, --max-sessions, and bad input."""
+and without AOF), --threads with the memory store, every thread's series in every /metrics
+scrape, --max-sessions, and bad input."""
 import os
 import re
 import signal
@@ -346,6 +347,32 @@ def test_memory_store_is_shared_by_threads(users_file, servers):
         assert r.status == 200, r
         seen.add(r.header("X-Request-Id").rsplit("-", 2)[1])
     assert seen == {"0", "1"}, seen
+
+
+def test_metrics_show_every_thread_in_every_scrape(users_file, redis, servers):
+    s = start(users_file, redis.url, "--threads", "2", "--redis-timeout", "300")
+    servers.append(s)
+    harness.wait_metrics(s.port, lambda m: harness.by_thread(m, "session_store_up") == {"0": 1, "1": 1})
+    _, sid = login(s.port)
+    answered = set()
+    for _ in range(40):         # a new connection each time: SO_REUSEPORT spreads them
+        assert profile(s.port, sid).status == 200
+        thread, m = harness.scrape(s.port)     # one # TYPE per family, samples together
+        answered.add(thread)
+        assert harness.by_thread(m, "session_store_up") == {"0": 1, "1": 1}, m
+        for name in ("redis_connects_total", "redis_disconnects_total", "redis_timeouts_total",
+                     "redis_commands_total", "redis_refused_total", "redis_pending"):
+            assert set(harness.by_thread(m, name)) == {"0", "1"}, (name, m)
+        assert all(v >= 1 for v in harness.by_thread(m, "redis_connects_total").values()), m
+    assert answered == {"0", "1"}, answered
+    # Both threads served look-ups, and each one's commands show whichever thread answers.
+    assert all(v >= 1 for v in harness.by_thread(m, "redis_commands_total").values()), m
+    redis.kill()
+    harness.wait_metrics(s.port, lambda m: harness.by_thread(m, "session_store_up") == {"0": 0, "1": 0})
+    redis.restart()
+    m = harness.wait_metrics(s.port, lambda m: harness.by_thread(m, "session_store_up") == {"0": 1, "1": 1})
+    assert all(v >= 2 for v in harness.by_thread(m, "redis_connects_total").values()), m
+    assert all(v >= 1 for v in harness.by_thread(m, "redis_disconnects_total").values()), m
 
 
 def test_max_sessions_evicts_the_least_recently_used(users_file, servers):

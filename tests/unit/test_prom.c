@@ -1,4 +1,5 @@
-/* Unit tests for common/prom.c: the Prometheus text format of counters and histograms. */
+/* Unit tests for common/prom.c: the Prometheus text format of counters, histograms and
+ * per-thread families. */
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -51,4 +52,28 @@ histogram_is_cumulative(void)
 	evbuffer_free(out);
 }
 
-UNIT_MAIN(CASE(counter_and_sample), CASE(histogram_is_cumulative))
+/* A prom_row_fn: thread i's values are 10 * i + 1 and 10 * i + 2. */
+static void
+row(void *arg, int i, unsigned long long *v)
+{
+	v[0] = 10 * (unsigned long long)i + 1;
+	v[1] = 10 * (unsigned long long)i + 2;
+}
+
+static void
+threads_share_one_family_header(void)
+{
+	static const struct prom_series series[] = {
+		{ "a_up", "gauge", "Up." }, { "b_total", "counter", "Bs." } };
+
+	out = evbuffer_new();
+	prom_threads(out, series, 2, 2, row, NULL);
+	CHECK_STR(text(), "# HELP a_up Up.\n# TYPE a_up gauge\n"
+	    "a_up{thread=\"0\"} 1\na_up{thread=\"1\"} 11\n"
+	    "# HELP b_total Bs.\n# TYPE b_total counter\n"
+	    "b_total{thread=\"0\"} 2\nb_total{thread=\"1\"} 12\n");
+	evbuffer_free(out);
+}
+
+UNIT_MAIN(CASE(counter_and_sample), CASE(histogram_is_cumulative),
+    CASE(threads_share_one_family_header))
