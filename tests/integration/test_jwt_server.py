@@ -2,6 +2,7 @@
 cookie, tampering, expiry, logout with and without the Redis deny-list, verify-only instances,
 key rotation, JWKS, and start-up refusals."""
 import base64
+import collections
 import json
 import os
 import socket
@@ -169,6 +170,20 @@ def test_tampered_payload_role_admin(hs):
     assert r.status in (401, 431), r
     m = harness.request(hs.port, "GET", "/metrics").body.decode()
     assert "bad_signature" in m and "alg_not_allowed" in m
+
+
+def test_threads_share_the_connections_evenly(users_file, secret):
+    p = start(users_file, "--secret-file", secret, extra=("--threads", "3"))
+    try:
+        tok = token_of(p.port)
+        served = collections.Counter()
+        for _ in range(60):     # a new connection each time, dealt round-robin to the threads
+            r = profile(p.port, token=tok)
+            assert r.status == 200, r
+            served[r.header("X-Request-Id").rsplit("-", 2)[1]] += 1
+        assert served == {"0": 20, "1": 20, "2": 20}, served
+    finally:
+        assert p.stop() == 0, p.logs()
 
 
 def test_expired_token(users_file, secret):
