@@ -469,7 +469,8 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	    "write timeout" : "connection error");
 }
 
-/* Answers 408 with message (a static string) for a head or body that came too late, then lets go. */
+/* Answers 408 with message (a static string) for a head or body that came too late, then lets
+ * go. */
 static void
 conn_late(struct http_conn *c, const char *message)
 {

@@ -67,13 +67,11 @@ struct http_engine {
 	struct conn_queue	*he_queue;	/* handed over by other threads; NULL with one */
 	struct event		*he_resume;	/* accepting again after EMFILE */
 	struct event		*he_stopev;
-	time_t			 he_deadline;	/* when a graceful stop gives up waiting */
 	int			 he_stopping;
 	TAILQ_HEAD(, http_conn)	 he_conns;
 	int			 he_nconns;
 	const struct timeval	*he_timeout;	/* --timeout as a libevent common timeout */
 	struct parse_head	 he_head;	/* scratch: heads are parsed, then copied */
-	pthread_t		 he_tid;
 };
 
 /* ---- http_conn.c ---- */
