@@ -1,12 +1,12 @@
 /*
  * The login servers' connection engine: one per thread, on bufferevents. It accepts (pausing on
- * EMFILE instead of spinning), reads each request head and body with the strict parser of
- * parse.h under a deadline for the whole head and one for the whole body (408 otherwise), hands
- * one request at a time to http_dispatch(), and answers pipelined requests in order. Replies of
- * one read are written together, straight to the socket when nothing is queued before them.
- * After an error, or when the client or the stop asks for it, the connection is closed once its
- * last reply is written, lingering briefly so that unread input does not turn into a reset that
- * destroys that reply.
+ * EMFILE instead of spinning) and deals the connections round-robin over the threads, reads
+ * each request head and body with the strict parser of parse.h under a deadline for the whole
+ * head and one for the whole body (408 otherwise), hands one request at a time to
+ * http_dispatch(), and answers pipelined requests in order. Replies of one read are written
+ * together, straight to the socket when nothing is queued before them. After an error, or when
+ * the client or the stop asks for it, the connection is closed once its last reply is written,
+ * lingering briefly so that unread input does not turn into a reset that destroys that reply.
  */
 #include "http_int.h"
 
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,7 +469,8 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	    "write timeout" : "connection error");
 }
 
-/* Answers 408 with message (a static string) for a head or body that came too late, then lets go. */
+/* Answers 408 with message (a static string) for a head or body that came too late, then lets
+ * go. */
 static void
 conn_late(struct http_conn *c, const char *message)
 {
@@ -503,11 +505,32 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Accepting ---- */
 
+/*
+ * Connections another thread accepted for this one: a ring under a lock, and an event that
+ * wakes this thread's loop (event_active() may be called from any thread once
+ * evthread_use_pthreads() ran, see http_serve()). A full ring is not waited on: the accepting
+ * thread then keeps the connection.
+ */
+#define CONN_QUEUE_MAX	256
+
+struct conn_handed {
+	int			 ch_fd;
+	struct sockaddr_storage	 ch_sa;
+};
+
+struct conn_queue {
+	pthread_mutex_t		 cq_lock;
+	struct event		*cq_ev;
+	unsigned		 cq_first;
+	unsigned		 cq_len;
+	struct conn_handed	 cq_ring[CONN_QUEUE_MAX];
+};
+
+/* Sets up the connection fd (owned from now) from peer sa on t's loop: the one path for the
+ * connections t accepted and those handed to it. */
 static void
-conn_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-    void *arg)
+conn_start(struct http_thread *t, int fd, const struct sockaddr *sa)
 {
-	struct http_thread *t = arg;
 	struct http_engine *e = t->engine;
 	const struct http_config *cfg = t->srv->hs_cfg;
 	struct http_conn *c;
@@ -519,10 +542,10 @@ conn_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->c_peer,
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->c_peer,
 		    sizeof(c->c_peer));
 	else
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->c_peer,
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->c_peer,
 		    sizeof(c->c_peer));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_thr = t;
@@ -548,6 +571,82 @@ conn_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
  fail:
 	log_warnx("%s: out of memory", __func__);
 	conn_close(c, NULL);
+}
+
+/* Runs on any thread: queues fd and its peer for thread t and wakes t's loop. Returns -1
+ * when t's queue is full (fd is then still the caller's). */
+static int
+conn_hand_over(struct http_thread *t, int fd, const struct sockaddr *sa, int salen)
+{
+	struct conn_queue *q = t->engine->he_queue;
+	struct conn_handed *h;
+	int wake;
+
+	pthread_mutex_lock(&q->cq_lock);
+	if (q->cq_len == CONN_QUEUE_MAX) {
+		pthread_mutex_unlock(&q->cq_lock);
+		return -1;
+	}
+	h = &q->cq_ring[(q->cq_first + q->cq_len) % CONN_QUEUE_MAX];
+	h->ch_fd = fd;
+	memcpy(&h->ch_sa, sa, (size_t)salen);
+	/* A queue that was not empty has a wake-up on its way: t empties it whole. */
+	wake = q->cq_len++ == 0;
+	pthread_mutex_unlock(&q->cq_lock);
+	if (wake)
+		event_active(q->cq_ev, EV_READ, 0);
+	return 0;
+}
+
+/* Takes the oldest connection from q into h. Returns 0 when q is empty. */
+static int
+conn_queue_take(struct conn_queue *q, struct conn_handed *h)
+{
+	int took = 0;
+
+	pthread_mutex_lock(&q->cq_lock);
+	if (q->cq_len > 0) {
+		*h = q->cq_ring[q->cq_first];
+		q->cq_first = (q->cq_first + 1) % CONN_QUEUE_MAX;
+		q->cq_len--;
+		took = 1;
+	}
+	pthread_mutex_unlock(&q->cq_lock);
+	return took;
+}
+
+/* On t's loop: sets up the connections handed over, or closes them once t is stopping (as the
+ * stop closes the connections that have not begun a request). */
+static void
+conn_take_handed(evutil_socket_t unused, short what, void *arg)
+{
+	struct http_thread *t = arg;
+	struct conn_handed h;
+
+	while (conn_queue_take(t->engine->he_queue, &h))
+		if (t->engine->he_stopping)
+			close(h.ch_fd);
+		else
+			conn_start(t, h.ch_fd, (struct sockaddr *)&h.ch_sa);
+}
+
+/*
+ * Whichever thread the kernel let accept, connection number n goes to thread n % threads: an
+ * even spread, which the shared socket alone does not give (one busy thread may take them all).
+ * Once the server stops, each thread keeps what it accepts.
+ */
+static void
+conn_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct http_thread *t = arg, *to = t;
+	struct http_server *srv = t->srv;
+
+	if (t->engine->he_queue != NULL && !atomic_load(&srv->hs_stopping))
+		to = &srv->hs_threads[atomic_fetch_add(&srv->hs_next, 1) %
+		    (unsigned)srv->hs_cfg->threads];
+	if (to == t || conn_hand_over(to, fd, sa, salen) == -1)
+		conn_start(t, fd, sa);
 }
 
 static void
@@ -576,6 +675,38 @@ conn_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(t->engine->he_resume, &pause);
 }
 
+/* Gives t the queue other threads hand connections to. */
+static int
+conn_queue_new(struct http_thread *t)
+{
+	struct conn_queue *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	if ((q->cq_ev = event_new(t->base, -1, 0, conn_take_handed, t)) == NULL) {
+		free(q);
+		return -1;
+	}
+	pthread_mutex_init(&q->cq_lock, NULL);
+	t->engine->he_queue = q;
+	return 0;
+}
+
+/* Frees q and closes the connections still in it, after every thread's loop ended. */
+static void
+conn_queue_free(struct conn_queue *q)
+{
+	struct conn_handed h;
+
+	if (q == NULL)
+		return;
+	while (conn_queue_take(q, &h))
+		close(h.ch_fd);
+	event_free(q->cq_ev);
+	pthread_mutex_destroy(&q->cq_lock);
+	free(q);
+}
+
 int
 conn_engine_init(struct http_thread *t, int fd)
 {
@@ -592,7 +723,8 @@ conn_engine_init(struct http_thread *t, int fd)
 	/* Every connection waits for the same span: libevent keeps such timers in a queue. */
 	e->he_timeout = event_base_init_common_timeout(t->base, &tv);
 	if (e->he_timeout == NULL ||
-	    (e->he_resume = evtimer_new(t->base, conn_accept_resume, t)) == NULL) {
+	    (e->he_resume = evtimer_new(t->base, conn_accept_resume, t)) == NULL ||
+	    (t->srv->hs_threads != NULL && t->srv->hs_cfg->threads > 1 && conn_queue_new(t) == -1)) {
 		close(fd);
 		return -1;
 	}
@@ -627,6 +759,8 @@ conn_engine_stop(struct http_thread *t, int wait_s)
 		evconnlistener_free(e->he_lev);
 		e->he_lev = NULL;
 	}
+	if (e->he_queue != NULL)
+		conn_take_handed(-1, 0, t);	/* closes them: he_stopping */
 	for (c = TAILQ_FIRST(&e->he_conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, c_entry);
 		if (c->c_state == CONN_HEAD && !c->c_busy &&
@@ -665,6 +799,7 @@ conn_engine_free(struct http_thread *t)
 		event_free(e->he_resume);
 	if (e->he_stopev != NULL)
 		event_free(e->he_stopev);
+	conn_queue_free(e->he_queue);
 	free(e);
 	t->engine = NULL;
 }

@@ -25,6 +25,7 @@ struct http_server {
 	time_t			 hs_started;
 	char			 hs_idprefix[9];	/* random, so ids differ across restarts */
 	atomic_int		 hs_stopping;
+	atomic_uint		 hs_next;	/* accepted so far: picks the thread of the next one */
 };
 
 /* What a connection is doing; a request being handled is c_busy on top of CONN_HEAD. */
@@ -63,20 +64,20 @@ struct http_conn {
 /* Per thread: the listener and the open connections. */
 struct http_engine {
 	struct evconnlistener	*he_lev;
+	struct conn_queue	*he_queue;	/* handed over by other threads; NULL with one */
 	struct event		*he_resume;	/* accepting again after EMFILE */
 	struct event		*he_stopev;
-	time_t			 he_deadline;	/* when a graceful stop gives up waiting */
 	int			 he_stopping;
 	TAILQ_HEAD(, http_conn)	 he_conns;
 	int			 he_nconns;
 	const struct timeval	*he_timeout;	/* --timeout as a libevent common timeout */
 	struct parse_head	 he_head;	/* scratch: heads are parsed, then copied */
-	pthread_t		 he_tid;
 };
 
 /* ---- http_conn.c ---- */
 
-/* Sets up t's engine: accepting on fd (a dup of the shared listening socket, owned from now). */
+/* Sets up t's engine: accepting on fd (a dup of the shared listening socket, owned from now),
+ * with a queue for the connections other threads accept for it when t->srv has several. */
 int conn_engine_init(struct http_thread *t, int fd);
 /* Frees the engine and every connection left, after the loop ended. */
 void conn_engine_free(struct http_thread *t);

@@ -1,6 +1,7 @@
 /*
  * Start and stop of the login servers (see http_serve() in http.h): the users, the password
- * workers, one listening socket shared by the loop threads, and the graceful stop on SIGTERM.
+ * workers, one listening socket shared by the loop threads (which deal what they accept
+ * round-robin, see conn_accept()), and the graceful stop on SIGTERM.
  */
 #include "http_int.h"
 
@@ -148,13 +149,14 @@ http_serve(const struct http_config *cfg, const struct http_app *app)
 		    HTTP_STOP_WAIT_S);
 		rc = 0;
 	}
+done:
+	/* First no more hand-overs between threads (conn_accept), then each thread stops. */
 	atomic_store(&srv.hs_stopping, 1);
 	for (i = 0; i < started; i++)
 		event_base_once(srv.hs_threads[i].base, -1, EV_TIMEOUT, http_stop_begin,
 		    &srv.hs_threads[i], &now);
 	for (i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
-done:
 	pool_free(srv.hs_pool);
 	for (i = 0; i < ready; i++)
 		http_thread_teardown(&srv, &srv.hs_threads[i], 1);

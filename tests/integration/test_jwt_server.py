@@ -3,6 +3,7 @@ cookie, tampering, expiry, logout with and without the Redis deny-list, every th
 series in every /metrics scrape, verify-only instances, key rotation, JWKS, and start-up
 refusals."""
 import base64
+import collections
 import json
 import os
 import socket
@@ -172,6 +173,20 @@ def test_tampered_payload_role_admin(hs):
     assert "bad_signature" in m and "alg_not_allowed" in m
 
 
+def test_threads_share_the_connections_evenly(users_file, secret):
+    p = start(users_file, "--secret-file", secret, extra=("--threads", "3"))
+    try:
+        tok = token_of(p.port)
+        served = collections.Counter()
+        for _ in range(60):     # a new connection each time, dealt round-robin to the threads
+            r = profile(p.port, token=tok)
+            assert r.status == 200, r
+            served[r.header("X-Request-Id").rsplit("-", 2)[1]] += 1
+        assert served == {"0": 20, "1": 20, "2": 20}, served
+    finally:
+        assert p.stop() == 0, p.logs()
+
+
 def test_expired_token(users_file, secret):
     p = start(users_file, "--secret-file", secret, extra=["--ttl", "1", "--leeway", "0"])
     try:
@@ -271,9 +286,10 @@ def test_metrics_show_every_thread_in_every_scrape(users_file, secret, redis):
     try:
         harness.wait_metrics(p.port, lambda m: harness.by_thread(m, "jwt_denylist_up") == both_up)
         tok = token_of(p.port)
-        answered = set()
-        for _ in range(40):     # a new connection each time: SO_REUSEPORT spreads them
+        for _ in range(10):     # a new connection each time: the threads take turns
             assert profile(p.port, token=tok).status == 200
+        answered = set()
+        for _ in range(10):
             thread, m = harness.scrape(p.port)     # one # TYPE per family, samples together
             answered.add(thread)
             assert harness.by_thread(m, "jwt_denylist_up") == both_up, m
