@@ -277,14 +277,29 @@ if [ "$WRK" = 1 ]; then
 	first=${KEYS%% *}
 	target=$(sed -n 's/^SERVER_app1=//p' "$OUT/run/$first/cluster.env")
 	: >"$OUT/raw/wrk-compare.txt"
-	for r in 1 2 3 4 5; do
+	# Each run also records the generator's own CPU seconds (bash's time: user + system), so that
+	# the report can tell what the server gave each tool from what each tool cost.
+	TIMEFORMAT='%3U %3S'
+	wrk_run() {
+		{ time wrk -t "$B_THREADS" -c 10 -d 2 "http://$target/healthz" >"$OUT/raw/wrk.out" 2>/dev/null; } 2>&1 |
+			awk '{ print $1 + $2 }'
+		awk '/^Requests\/sec/ { print $2 }' "$OUT/raw/wrk.out"
+	}
+	loadgen_run() {
+		{ time "$LOADGEN" --url "http://$target" --path /healthz --flow none --concurrency 10 \
+			--threads "$B_THREADS" --duration 2 --json "$OUT/raw/loadgen-compare.json" \
+			>/dev/null 2>&1; } 2>&1 | awk '{ print $1 + $2 }'
+		"$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' \
+			"$OUT/raw/loadgen-compare.json"
+	}
+	for r in 1 2 3 4 5; do	# which tool goes first alternates by round
 		say "loadgen versus wrk on http://$target/healthz, round $r/5"
-		w=$(wrk -t "$B_THREADS" -c 10 -d 2 "http://$target/healthz" | awk '/^Requests\/sec/ { print $2 }')
-		l=$("$LOADGEN" --url "http://$target" --path /healthz --flow none --concurrency 10 \
-			--threads "$B_THREADS" --duration 2 --json - 2>/dev/null |
-			"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["rps"])')
-		echo "$w $l" >>"$OUT/raw/wrk-compare.txt"
+		if ((r % 2)); then wc=$(wrk_run); lc=$(loadgen_run); else lc=$(loadgen_run); wc=$(wrk_run); fi
+		# rps of wrk, rps of loadgen, CPU seconds of wrk, CPU seconds of loadgen (2 s runs)
+		echo "$(echo "$wc" | sed -n 2p) $(echo "$lc" | sed -n 2p) $(echo "$wc" | sed -n 1p)" \
+			"$(echo "$lc" | sed -n 1p)" >>"$OUT/raw/wrk-compare.txt"
 	done
+	rm -f "$OUT/raw/wrk.out" "$OUT/raw/loadgen-compare.json"
 fi
 
 bench_cleanup

@@ -62,12 +62,31 @@ def load_wrk(out):
     path = os.path.join(out, "raw", "wrk-compare.txt")
     if not os.path.exists(path):
         return None
-    pairs = [tuple(map(float, line.split())) for line in open(path) if len(line.split()) == 2]
-    if not pairs:
+    # Per round: wrk's and loadgen's requests/s, then (newer runs) each tool's CPU seconds over
+    # its 2 s run.
+    rows = [list(map(float, line.split())) for line in open(path) if len(line.split()) in (2, 4)]
+    if not rows:
         return None
     med = statistics.median
-    return {"wrk_rps": med([a for a, _ in pairs]), "loadgen_rps": med([b for _, b in pairs]),
-            "ratio": med([b / a for a, b in pairs if a > 0])}
+    out = {"wrk_rps": med([r[0] for r in rows]), "loadgen_rps": med([r[1] for r in rows]),
+           "ratio": med([r[1] / r[0] for r in rows if r[0] > 0])}
+    cpu = [r for r in rows if len(r) == 4 and r[0] > 0 and r[1] > 0]
+    if cpu:
+        out["wrk_cpu_us"] = med([r[2] / (r[0] * 2) * 1e6 for r in cpu])
+        out["loadgen_cpu_us"] = med([r[3] / (r[1] * 2) * 1e6 for r in cpu])
+    return out
+
+
+def wrk_sentence(wrk):
+    """One sentence for the table's reader: what each tool got, and what each cost."""
+    text = (f'wrk {wrk["wrk_rps"]:.0f} req/s, loadgen {wrk["loadgen_rps"]:.0f} req/s, '
+            f'ratio **{wrk["ratio"]:.2f}**')
+    if "wrk_cpu_us" in wrk:
+        text += (f'; CPU per request of the tool itself: wrk {wrk["wrk_cpu_us"]:.1f} µs, loadgen '
+                 f'{wrk["loadgen_cpu_us"]:.1f} µs. Requests/s is what the server gave each tool '
+                 f'(near 1: the load generator was not the limit); CPU per request is what each '
+                 f'tool took from the machine it shares with the servers')
+    return text + "."
 
 
 def load_failovers(out, meta):
@@ -342,9 +361,7 @@ def report_html(meta, rows, wrk, chart_list, facts):
             "connect and read errors are what loadgen saw on its side, HTTP 5xx what the "
             "balancer or the servers answered (503 store_unavailable while Redis has no master).")
     if wrk:
-        read.append(f'loadgen against wrk on a trivial endpoint: wrk {wrk["wrk_rps"]:.0f} req/s, '
-                    f'loadgen {wrk["loadgen_rps"]:.0f} req/s (ratio {wrk["ratio"]:.2f}), so the '
-                    f'load generator was not the limit when the ratio is near 1.')
+        read.append("loadgen against wrk on a trivial endpoint: " + wrk_sentence(wrk).replace("**", ""))
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         "<title>Benchmark: sessions versus JWT</title>",
@@ -387,8 +404,7 @@ def write_all(out):
     md += ["", f"Expected auth-failure rate for session-memory with round robin: (N-1)/N = "
            f"{100 * (n - 1) / n:.1f}%; 0% for every other variant."]
     if wrk:
-        md += ["", f'loadgen versus wrk on a trivial endpoint: wrk {wrk["wrk_rps"]:.0f} req/s, '
-               f'loadgen {wrk["loadgen_rps"]:.0f} req/s, ratio **{wrk["ratio"]:.2f}**.']
+        md += ["", "loadgen versus wrk on a trivial endpoint: " + wrk_sentence(wrk)]
     md += ["", "Charts: " + ", ".join(n for n, _, _ in chart_list) + ". The whole page: report.html."]
     open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
     open(os.path.join(out, "report.html"), "w").write(
