@@ -668,7 +668,8 @@ jwt_cache_get(const struct jwt_verifier *v, const char *in, size_t n, const stru
 	cs = jwt_cache_slot(c, in, n);
 	if (cs->cs_input == NULL || cs->cs_len != n || memcmp(cs->cs_input, in, n) != 0)
 		return NULL;
-	/* The one field a verifier shared by threads changes: a counter (v is never const-made). */
+	/* The one field that changes in a verifier the threads share as const (it was allocated
+	 * writable, so the cast is sound): a counter. */
 	__atomic_add_fetch((unsigned long *)&v->v_hits, 1, __ATOMIC_RELAXED);
 	*k = cs->cs_key;
 	return json_incref(cs->cs_claims);
