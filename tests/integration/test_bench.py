@@ -124,8 +124,10 @@ def test_bench_redis_rtt_and_failover(tmp_path):
         assert r["requests"] > 0 and r["error_pct"] == 0 and r["auth_failure_pct"] == 0, r
     s0, s2 = got[("session-redis", 0.0)]["p50"], got[("session-redis", 2.0)]["p50"]
     assert s2 >= s0 + 2.0, (s0, s2)
+    # JWT asks Redis nothing per request: its p50 must not carry the 2 ms (a one-sided bound with
+    # room for noise; "within 20%" failed on an ASan build with 0.61 ms against 0.45 ms, faster).
     j0, j2 = got[("jwt-hs256", 0.0)]["p50"], got[("jwt-hs256", 2.0)]["p50"]
-    assert abs(j2 - j0) <= 0.2 * j0, (j0, j2)
+    assert j2 < j0 + 1.0, (j0, j2)
     # The relay really sat between the servers and Redis, and is gone with the clusters.
     env = (out / "run" / "session-redis@2" / "cluster.env").read_text()
     assert "REDIS_RTT_MS=2" in env
