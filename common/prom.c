@@ -1,5 +1,6 @@
 /* The Prometheus text format (see prom.h). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "prom.h"
 
@@ -38,21 +39,25 @@ void
 prom_threads(struct evbuffer *out, const struct prom_series *series, size_t nseries,
     int nthreads, prom_row_fn row, void *arg)
 {
-	unsigned long long v[PROM_MAX_SERIES];
+	unsigned long long *v;
 	char labels[32];
 	size_t f;
 	int i;
 
-	if (nseries > PROM_MAX_SERIES)
-		return;		/* v cannot hold a row: the caller's mistake */
+	if (nseries > PROM_MAX_SERIES || nthreads < 1 ||
+	    (v = calloc((size_t)nthreads, PROM_MAX_SERIES * sizeof(*v))) == NULL)
+		return;		/* a caller's mistake, or out of memory: no samples at all */
+	/* Each thread's row is read once, so that its values are of one moment. */
+	for (i = 0; i < nthreads; i++)
+		row(arg, i, v + (size_t)i * PROM_MAX_SERIES);
 	for (f = 0; f < nseries; f++) {
 		prom_family(out, series[f].name, series[f].type, series[f].help);
 		for (i = 0; i < nthreads; i++) {
-			row(arg, i, v);
 			snprintf(labels, sizeof(labels), "thread=\"%d\"", i);
-			prom_sample(out, series[f].name, labels, v[f]);
+			prom_sample(out, series[f].name, labels, v[(size_t)i * PROM_MAX_SERIES + f]);
 		}
 	}
+	free(v);
 }
 
 void

@@ -36,7 +36,7 @@ typedef void (*prom_row_fn)(void *arg, int thread, unsigned long long *v);
  * Per-thread families: for each of series[0..nseries) (at most PROM_MAX_SERIES), its header
  * once, then one sample per thread labelled thread="0" .. thread="nthreads-1", so that every
  * scrape lists every thread and a family's samples stay together, as the format wants.
- * row(arg, i, v) is called for each family and thread i.
+ * row(arg, i, v) is called once for each thread i, before anything is written.
  */
 void prom_threads(struct evbuffer *out, const struct prom_series *series, size_t nseries,
     int nthreads, prom_row_fn row, void *arg);
